@@ -1,0 +1,28 @@
+# `make setup` builds .venv and installs the project (editable) plus its Debian packages;
+# `make test` runs the whole suite.
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+APT_PKGS := dataset-fashion-mnist libusb-1.0-0
+
+.PHONY: setup test test-fast bench clean
+
+setup: $(STAMP)
+
+$(STAMP): setup.py
+	@bash .ci/apt-install $(APT_PKGS)
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	# tflite-support pins protobuf<4, which TF 2.21 cannot use: take it without its deps.
+	$(PY) -m pip install --quiet --no-deps tflite-support==0.4.4
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest tests
+
+test-fast: setup
+	$(PY) -m pytest tests -m "not slow"
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,29 @@
+"""Exception types raised by the pruning library.
+
+Every error is a ``ValueError`` subclass so callers that only want "bad input"
+can catch one type; each message names the layer, file or value and the fix.
+"""
+
+
+class PruningError(ValueError):
+    """Base class of every error this package raises on bad input."""
+
+
+class UnsupportedModelError(PruningError):
+    """The model cannot be analysed (subclassed, unbuilt, shared layers...)."""
+
+
+class UnsupportedLayerError(PruningError):
+    """A layer class has no registered channel handler."""
+
+
+class PlanError(PruningError):
+    """A pruning plan does not fit the model it is applied to, or is malformed."""
+
+
+class TargetError(PruningError):
+    """A pruning target is out of range or cannot be reached under the constraints."""
+
+
+class RegistryError(PruningError):
+    """A registry lookup or registration failed (unknown or duplicate name)."""

@@ -1,0 +1,21 @@
+"""Structured (filter) pruning for tf_keras models, rebuilt as narrower graphs and shipped as TFLite."""
+import setuptools
+
+setuptools.setup(
+    name="keras-filter-pruning",
+    version="0.1.0",
+    description=__doc__,
+    python_requires=">=3.11,<3.12",
+    packages=setuptools.find_packages(include=["pipeline", "pipeline.*", "models", "models.*"]),
+    install_requires=[
+        "tensorflow==2.21.*",
+        "tf-keras==2.21.*",
+        "tensorflow-model-optimization==0.8.*",
+        "ai-edge-litert",
+        "absl-py",
+        "ml-collections",
+        "numpy",
+    ],
+    extras_require={"test": ["pytest", "hypothesis", "pytest-timeout"]},
+    entry_points={"console_scripts": ["prune-pipeline=pipeline.main:run"]},
+)
