@@ -128,6 +128,7 @@ class Analysis:
     groups: tuple[Group, ...]
     n_ids: int
     producer_outs: dict  # producer name -> class ids of its output positions
+    tensor_ids: dict  # tensor key -> class id of each channel position
 
     def keep_mask(self, kept: dict[str, np.ndarray]) -> np.ndarray:
         """A boolean over class ids: False for the channels ``kept`` leaves out.
@@ -185,7 +186,8 @@ def analyse(model, ignore: Sequence[str] = ()) -> Analysis:
     root, blocked = tracer.resolve()
     layers = tuple(_resolve_layer(t, root) for t in traced)
     groups, producer_outs = _groups(tracer, root, blocked, ignored)
-    return Analysis(graph, layers, groups, tracer.size, producer_outs)
+    tensor_ids = {key: root[value] for key, value in ids.items()}
+    return Analysis(graph, layers, groups, tracer.size, producer_outs, tensor_ids)
 
 
 def _handler_for(node, ignored):

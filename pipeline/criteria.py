@@ -193,7 +193,22 @@ def taylor(analysis: Analysis, context: Context) -> np.ndarray:
             out[short_name(w)] = w.numpy() * g if g is not None else np.zeros(w.shape)
         return out
 
-    return np.abs(_accumulate(analysis, products, _scored, lambda rows: rows.sum(1)))
+    first_order = np.abs(_accumulate(analysis, products, _scored, lambda rows: rows.sum(1)))
+    return first_order + _tie_breaker(first_order, l1(analysis, context))
+
+
+def _tie_breaker(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
+    """``secondary`` scaled below the smallest gap in ``primary``, to order its ties.
+
+    Taylor scores tie at zero for live channels that ReLU silences on the
+    sample batches; the weight norm then ranks truly zero channels lowest.
+    """
+    if not secondary.max() > 0:
+        return np.zeros_like(primary)
+    values = np.unique(primary)
+    gaps = np.diff(values)
+    gap = gaps[gaps > 0].min() if (gaps > 0).any() else 1.0
+    return secondary / secondary.max() * gap * 0.5
 
 
 def _gradients(model, data, batches: int) -> dict:

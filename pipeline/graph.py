@@ -64,6 +64,8 @@ class Graph:
         unknown).
       inputs: keys of the model's input tensors.
       outputs: keys of the model's output tensors.
+      bindings: (path of a sub-model's InputLayer, key of the outer tensor it
+        is called on); the rebuild narrows those InputLayers.
     """
 
     name: str
@@ -71,6 +73,7 @@ class Graph:
     shapes: dict[str, tuple]
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
+    bindings: tuple[tuple[tuple[str, ...], str], ...] = ()
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -107,6 +110,7 @@ def read_graph(model, allow_shared=frozenset()) -> Graph:
         shapes=dict(walker.shapes),
         inputs=tuple(input_keys),
         outputs=tuple(outputs),
+        bindings=tuple(walker.bindings),
     )
 
 
@@ -150,6 +154,7 @@ class _Walker:
     def __init__(self, allow_shared):
         self.allow_shared = allow_shared
         self._calls: dict[tuple, int] = {}
+        self.bindings: list[tuple[tuple[str, ...], str]] = []
         self.nodes: list[Node] = []
         self.shapes: dict[str, tuple] = {}
         self._keys: dict[int, str] = {}
@@ -183,6 +188,8 @@ class _Walker:
         if _is_submodel(layer):
             _check_model(layer)
             bound = {id(inner): outer for inner, outer in zip(layer.inputs, inputs)}
+            self.bindings.extend((path + (inner._keras_history.layer.name,), outer)
+                                 for inner, outer in zip(layer.inputs, inputs))
             if len(layer.inputs) != len(inputs):
                 raise UnsupportedModelError(
                     f"sub-model '{node_name(path)}' has {len(layer.inputs)} inputs but is called "

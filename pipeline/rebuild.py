@@ -36,6 +36,8 @@ def rebuild(model, analysis: Analysis, keep: np.ndarray):
     _drop_build_configs(config)
     for layer in analysis.layers:
         _edit(config, layer, keep)
+    for path, key in analysis.graph.bindings:
+        _narrow_input(config, path, int(np.count_nonzero(keep[analysis.tensor_ids[key]])))
     custom_objects = {type(l).__name__: type(l) for _, l in layer_paths(model)}
     new_model = type(model).from_config(config, custom_objects=custom_objects)
     pairs = []
@@ -72,6 +74,17 @@ def _edit(config, layer, keep):
                         "keep at least one (min_filters >= 1)")
     entry = _find_entry(config, layer.node.path)
     layer.handler.edit_config(entry["config"], layer.node, in_counts, out_counts)
+
+
+def _narrow_input(config, path, width):
+    """A sub-model's InputLayer records its width; make it the pruned one."""
+    try:
+        entry = _find_entry(config, path)
+    except PlanError:
+        return  # a Sequential built on first call records no InputLayer
+    shape = entry["config"].get("batch_input_shape")
+    if entry.get("class_name") == "InputLayer" and shape:
+        entry["config"]["batch_input_shape"] = tuple(shape[:-1]) + (width,)
 
 
 def _drop_build_configs(config):
