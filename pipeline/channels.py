@@ -157,8 +157,9 @@ def analyse(model, ignore: Sequence[str] = ()) -> Analysis:
 
     Args:
       model: a built functional or Sequential tf_keras model.
-      ignore: layer names or fnmatch patterns whose channels stay intact (an
-        ignored layer of an unsupported class is treated as opaque).
+      ignore: layer names or fnmatch patterns whose output channels stay
+        intact (an ignored layer of an unsupported class is treated as
+        opaque: its inputs are kept too).
 
     Returns:
       The model's :class:`Analysis`.
@@ -177,7 +178,9 @@ def analyse(model, ignore: Sequence[str] = ()) -> Analysis:
         ins = [ids[k] for k in node.inputs]
         outs = handler.trace(node, ins, tracer)
         if ignored.match(node):
-            for a in list(ins) + list(outs):
+            # An ignored layer keeps its own channels; as a consumer it may
+            # still lose input slices (an opaque one blocks its inputs itself).
+            for a in outs:
                 tracer.block(a)
         ids.update(zip(node.outputs, outs))
         traced.append((node, handler, ins, outs))

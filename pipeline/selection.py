@@ -90,6 +90,8 @@ def select(analysis: Analysis, scores: dict, ratio: float, target: str, scope: s
         counts = _search(plan.global_counts, measure, ratio, 0, plan.total_steps, integer=True)
     else:
         counts = _search(plan.layer_counts, measure, ratio, 0.0, 1.0, integer=False)
+    if abs(measure(counts) - ratio) > TOLERANCE:
+        counts = plan.refine(counts, measure, ratio)
     achieved = measure(counts)
     if abs(achieved - ratio) > TOLERANCE + 1e-9:
         raise TargetError(
@@ -223,6 +225,44 @@ class _Planner:
         sizes = np.array([g.size for g in self.groups])
         kept = np.minimum(sizes, -(-(sizes - counts) // step) * step)
         return sizes - kept
+
+    def refine(self, counts, measure: Callable, ratio: float, max_moves: int = 200):
+        """Moves single groups one allowed step at a time toward ``ratio``.
+
+        Coarse ``round_to`` steps can make every prefix of the ranking miss the
+        target; trading one group's step for another's usually lands closer.
+        """
+        counts = counts.copy()
+        best = abs(measure(counts) - ratio)
+        for _ in range(max_moves):
+            moves = [c for gi in range(len(self.groups)) for c in self._neighbours(counts, gi)]
+            if not moves:
+                break
+            errors = [abs(measure(c) - ratio) for c in moves]
+            i = int(np.argmin(errors))
+            if errors[i] >= best - 1e-12:
+                break
+            counts, best = moves[i], errors[i]
+            if best <= TOLERANCE:
+                break
+        return counts
+
+    def _neighbours(self, counts, gi):
+        """Counts with group ``gi`` one ``round_to`` step narrower or wider."""
+        if gi in self.fixed:
+            return []
+        size, limit, step = self.groups[gi].size, len(self.sequences[gi]), self.constraints.round_to
+        kept = size - counts[gi]
+        options = [k for k in ((kept - 1) // step * step, -(-(kept + 1) // step) * step)
+                   if 0 < k <= size and size - k <= limit]
+        if kept < size and kept + step > size:
+            options.append(size)
+        result = []
+        for k in options:
+            moved = counts.copy()
+            moved[gi] = size - k
+            result.append(moved)
+        return result
 
     def keep_mask(self, counts) -> np.ndarray:
         keep = np.ones(self.analysis.n_ids, bool)

@@ -1,0 +1,103 @@
+"""Models the pruner cannot handle get one clear error naming the layer and the fix."""
+import numpy as np
+import pytest
+import tf_keras
+
+import pipeline
+from pipeline.handlers import passthrough
+
+L = tf_keras.layers
+
+
+class Mystery(L.Layer):
+    def call(self, x):
+        return x
+
+
+class Doubler(L.Layer):
+    def call(self, x):
+        return 2.0 * x
+
+
+def test_unknown_layer_names_layer_class_and_both_fixes():
+    x = inp = tf_keras.Input((8, 8, 3))
+    x = L.Conv2D(8, 3, name="c0")(x)
+    x = L.Conv2D(4, 3, name="c")(x)
+    x = Mystery(name="mystery")(x)
+    model = tf_keras.Model(inp, L.Conv2D(2, 1, name="head")(x))
+    with pytest.raises(pipeline.UnsupportedLayerError) as err:
+        pipeline.prune(model, 0.5)
+    text = str(err.value)
+    assert "'mystery'" in text and "Mystery" in text
+    assert "register_handler" in text and "ignore=['mystery']" in text
+    # The second fix works: the ignored layer is kept whole, the rest is still prunable.
+    result = pipeline.prune(model, 0.5, target="filters", ignore=["mystery"])
+    assert result.model.get_layer("c").filters == 4  # feeds the opaque layer: kept
+    assert result.model.get_layer("c0").filters == 4
+
+
+def test_registering_a_handler_makes_a_layer_prunable():
+    x = inp = tf_keras.Input((8, 8, 3))
+    x = L.Conv2D(8, 3, name="c")(x)
+    x = Doubler(name="double")(x)
+    model = tf_keras.Model(inp, L.Conv2D(2, 1, name="head")(x))
+    pipeline.register_handler(Doubler, passthrough())
+    result = pipeline.prune(model, 0.5, target="filters")
+    assert result.model.get_layer("c").filters == 4
+    with pytest.raises(pipeline.RegistryError, match="already has a handler"):
+        pipeline.register_handler(Doubler, passthrough())
+
+
+def test_shared_layer_is_refused_by_name():
+    shared = L.Conv2D(3, 3, padding="same", name="shared")
+    x = inp = tf_keras.Input((8, 8, 3))
+    x = shared(shared(x))
+    model = tf_keras.Model(inp, L.Conv2D(2, 1, name="head")(x))
+    with pytest.raises(pipeline.UnsupportedModelError, match="'shared' .*called 2 times"):
+        pipeline.prune(model, 0.5)
+
+
+def test_subclassed_model_is_refused():
+    class Net(tf_keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.conv = L.Conv2D(4, 3)
+
+        def call(self, x):
+            return self.conv(x)
+
+    net = Net()
+    net(np.zeros((1, 8, 8, 3), "float32"))
+    with pytest.raises(pipeline.UnsupportedModelError, match="subclassed .*functional API"):
+        pipeline.prune(net, 0.5)
+
+
+def test_unbuilt_sequential_is_refused():
+    model = tf_keras.Sequential([L.Conv2D(4, 3), L.Conv2D(2, 1)])
+    with pytest.raises(pipeline.UnsupportedModelError, match="not built"):
+        pipeline.prune(model, 0.5)
+
+
+def test_keras3_or_foreign_object_is_refused():
+    with pytest.raises(pipeline.UnsupportedModelError, match="tf_keras.Model"):
+        pipeline.prune(object(), 0.5)
+
+
+def test_channels_first_conv_is_refused():
+    x = inp = tf_keras.Input((3, 8, 8))
+    x = L.Conv2D(4, 3, data_format="channels_first", name="cf")(x)
+    model = tf_keras.Model(inp, L.Flatten()(x))
+    with pytest.raises(pipeline.UnsupportedLayerError, match="channels_first"):
+        pipeline.prune(model, 0.5)
+
+
+def test_model_inputs_and_outputs_are_never_pruned():
+    x = inp = tf_keras.Input((8, 8, 3))
+    x = L.Conv2D(8, 3, name="c")(x)
+    out = L.Conv2D(6, 1, name="out_conv")(x)
+    model = tf_keras.Model(inp, out)
+    analysis = pipeline.analyse(model)
+    assert [g.name for g in analysis.groups] == ["c"]
+    result = pipeline.prune(model, 0.5, target="filters")
+    assert result.model.output_shape == model.output_shape
+    assert result.model.input_shape == model.input_shape
