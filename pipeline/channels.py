@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from pipeline import handlers
-from pipeline.graph import Graph, Node, read_graph
+from pipeline.graph import Graph, Node, layer_paths, read_graph
 from pipeline.handlers.base import WeightAxis, channels
 
 
@@ -254,7 +254,6 @@ class _Ignore:
         return self.match_name(node.name)
 
     def names_in(self, model) -> frozenset:
-        from pipeline.graph import layer_paths  # local: only needed with patterns
         if not self.patterns:
             return frozenset()
         return frozenset(path[-1] for path, _ in layer_paths(model)

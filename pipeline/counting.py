@@ -11,7 +11,7 @@ import numpy as np
 from absl import logging
 
 from pipeline import handlers
-from pipeline.graph import read_graph
+from pipeline.graph import layer_paths, read_graph
 from pipeline.handlers.base import channels, short_name
 
 
@@ -72,5 +72,4 @@ def layer_params(layer, keep: np.ndarray) -> int:
 
 
 def _all_names(model):
-    from pipeline.graph import layer_paths
     return frozenset(path[-1] for path, _ in layer_paths(model))
