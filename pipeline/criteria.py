@@ -6,8 +6,8 @@ declared, so the score of a channel aggregates every slice of its group
 (its filters, the consumers' input slices, BN and other per-channel weights).
 
 Built in: ``l1``, ``l2`` (norms over all scored slices), ``bn_gamma`` (|gamma|
-of the group's BatchNorms, network slimming; groups without BatchNorm fall
-back to l1), ``fpgm`` (distance of each filter to the others, a proxy for the
+of the channel's BatchNorms, network slimming; channels without BatchNorm
+fall back to l1, rescaled to their group's gamma), ``fpgm`` (distance of each filter to the others, a proxy for the
 geometric median), ``taylor`` (|sum w * dL/dw| over a few batches of data)
 and ``random``. Under l1, l2, bn_gamma and fpgm an all-zero channel scores 0.
 """
@@ -126,14 +126,20 @@ def bn_gamma(analysis: Analysis, context: Context) -> np.ndarray:
         return "bn_scale" in axis.tags
 
     gamma = _accumulate(analysis, _weights, is_scale, lambda rows: np.abs(rows).sum(1))
-    covered = _accumulate(analysis, _weights, is_scale, lambda rows: np.ones(len(rows)))
-    fallback = [g for g in analysis.groups if not covered[g.classes].any()]
-    if fallback:
-        logging.info("bn_gamma: %d group(s) without BatchNormalization use l1: %s",
-                     len(fallback), ", ".join(g.name for g in fallback[:5]))
-        scores = l1(analysis, context)
-        for g in fallback:
-            gamma[g.classes] = scores[g.classes]
+    covered = _accumulate(analysis, _weights, is_scale, lambda rows: np.ones(len(rows))) > 0
+    uncovered = [g for g in analysis.groups if not covered[g.classes].all()]
+    if not uncovered:
+        return gamma
+    logging.info("bn_gamma: %d group(s) have channels without BatchNormalization; those use "
+                 "l1, rescaled to the group's gamma: %s", len(uncovered),
+                 ", ".join(g.name for g in uncovered[:5]))
+    norms = l1(analysis, context)
+    for g in uncovered:
+        has = covered[g.classes]
+        scale = 1.0
+        if has.any() and norms[g.classes[has]].mean() > 0:
+            scale = gamma[g.classes[has]].mean() / norms[g.classes[has]].mean()
+        gamma[g.classes[~has]] = norms[g.classes[~has]] * scale
     return gamma
 
 
