@@ -17,7 +17,6 @@ CI runs a bounded number of examples; ``HYPOTHESIS_PROFILE=soak`` runs 2,000.
 import os
 
 import numpy as np
-import pytest
 import tensorflow as tf
 import tf_keras
 from hypothesis import HealthCheck, example, given, settings, strategies as st

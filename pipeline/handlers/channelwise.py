@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 import tf_keras
 
 from pipeline.handlers.base import Handler, WeightAxis, channels, register_all, short_name
