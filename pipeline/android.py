@@ -26,17 +26,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 from absl import app, flags
 
+from pipeline import atomic
 from pipeline.benchmark_log import BenchmarkLogError, parse_log  # noqa: F401  (re-exported)
 from pipeline.errors import PruningError
 from pipeline.profile import check_tflite
@@ -165,7 +164,7 @@ def write_script(plan: Plan, out_dir, report: str | None, variant: str | None) -
                   '|| { echo "benchmark_model failed; see $log" >&2; exit 1; }',
                   f'"${{PYTHON:-python3}}" -m pipeline.android parse "$log"{merge}']
     path = Path(out_dir) / f"android_benchmark_{plan.tflite.stem}.sh"
-    _write_atomic(path, "\n".join(lines) + "\n")
+    atomic.write_text(path, "\n".join(lines) + "\n")
     path.chmod(0o755)
     return path
 
@@ -196,7 +195,7 @@ def run_on_device(plan: Plan, out_dir) -> dict:
     for threads in plan.threads:
         _, output = _call(plan.benchmark_command(threads))
         log = Path(out_dir) / plan.log_name(threads)
-        _write_atomic(log, output)
+        atomic.write_text(log, output)
         runs[str(threads)] = parse_log(output, source=str(log))
     return _entry(runs, device=plan.serial, benchmark_flags=plan.benchmark_flags,
                   tflite=str(plan.tflite))
@@ -247,7 +246,7 @@ def merge_into_report(report, variant: str, entry: dict) -> dict:
             android.setdefault(key, {}).update(value)
         else:
             android[key] = value
-    _write_atomic(path, json.dumps(data, indent=2) + "\n")
+    atomic.write_text(path, json.dumps(data, indent=2) + "\n")
     return data
 
 
@@ -263,18 +262,6 @@ def _find_variant(data: dict, variant: str, path: Path) -> dict:
              [v.get("name") for v in variants or [] if isinstance(v, dict)])
     raise AndroidError(f"{path}: no variant '{variant}' (variants: {names or 'none'}); "
                        "pass one of those to --variant")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    # Temp file in the same directory, then os.replace: readers never see half a file.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 # ----- command line ---------------------------------------------------------------------------

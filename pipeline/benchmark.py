@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -29,6 +27,7 @@ import numpy as np
 from absl import app, flags
 
 from pipeline import profile
+from pipeline import atomic
 from pipeline.profile import LatencyStats, ProfileError
 
 # Own registry: several pipeline CLIs share flag names such as --tflite.
@@ -165,20 +164,6 @@ def _cell(stats: list[LatencyStats], baseline: list[LatencyStats]) -> Cell:
                 float(np.median(ratios)), (min(ratios), max(ratios)), sum(s.count for s in stats))
 
 
-def _write_json_atomic(path: str, data: dict) -> None:
-    # Temp file in the same directory, then os.replace: readers never see half a file.
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def _thread_counts(values: Sequence[str]) -> tuple[int, ...]:
     try:
         counts = tuple(int(v) for v in values)
@@ -201,7 +186,7 @@ def main(argv: Sequence[str]) -> int:
                                        use_xnnpack=not FLAGS.no_xnnpack, pin_single_thread=FLAGS.pin)
         result = compare(FLAGS.tflite or [], threads, FLAGS.repeats, config)
         if FLAGS.json:
-            _write_json_atomic(FLAGS.json, result.to_dict())
+            atomic.write_text(FLAGS.json, json.dumps(result.to_dict(), indent=2) + "\n")
     except ProfileError as e:
         return _fail(str(e))
     except OSError as e:
