@@ -1,0 +1,84 @@
+"""Checks a pipeline config's values before any stage runs.
+
+``config_flags`` already rejects unknown keys and wrong types; this module
+rejects values out of range or names that no registry knows, with one line
+that names the key, the value and what is allowed.
+
+Example:
+  >>> from configs import default
+  >>> check(default.get_config())  # raises ConfigError on a bad value
+"""
+from __future__ import annotations
+
+import models
+from pipeline import criteria, data, export
+from pipeline.errors import PruningError
+from pipeline.train import OPTIMIZERS, Recipe
+
+DISTRIBUTE = ("none", "mirrored")
+TARGETS = ("macs", "filters")
+SCOPES = ("global", "layer")
+
+
+class ConfigError(PruningError):
+    """A config value is out of range or unknown."""
+
+
+def check(config) -> None:
+    """Raises :class:`ConfigError` on the first bad value of ``config``."""
+    _one_of("distribute", config.distribute, DISTRIBUTE)
+    if not config.model.path:
+        _one_of("model.name", config.model.name, models.names())
+    _one_of("data.name", config.data.name, data.loader_names())
+    _one_of("prune.target", config.prune.target, TARGETS)
+    _one_of("prune.scope", config.prune.scope, SCOPES)
+    _one_of("prune.criterion", config.prune.criterion, criteria.criterion_names())
+    for section in ("train", "finetune"):
+        _one_of(f"{section}.optimizer", config[section].optimizer, OPTIMIZERS)
+        _at_least(f"{section}.epochs", config[section].epochs, 0)
+        _positive(f"{section}.lr", config[section].lr)
+        try:
+            Recipe.from_config(config[section])
+        except PruningError as e:
+            raise ConfigError(f"config.{section}: {e}") from e
+    for name in config.export.variants:
+        _one_of("export.variants", name, export.variant_names())
+    if len(set(config.export.variants)) != len(config.export.variants):
+        raise ConfigError(f"export.variants lists a name twice: {list(config.export.variants)}")
+    _in_range("prune.ratio", config.prune.ratio, 0.0, 1.0, closed_high=False)
+    _in_range("data.val_split", config.data.val_split, 0.0, 1.0, closed_high=False)
+    _in_range("finetune.alpha", config.finetune.alpha, 0.0, 1.0)
+    _positive("finetune.temperature", config.finetune.temperature)
+    _at_least("prune.round_to", config.prune.round_to, 1)
+    _at_least("prune.min_filters", config.prune.min_filters, 1)
+    _at_least("train.batch_size", config.train.batch_size, 1)
+    _at_least("model.input_size", config.model.input_size, 1)
+    _positive("model.width", config.model.width)
+    _in_range("model.dropout", config.model.dropout, 0.0, 1.0, closed_high=False)
+    _one_of("model.channels", config.model.channels, (0, 1, 3))
+    for key in ("data.subset", "data.test_subset", "data.shift"):
+        section, name = key.split(".")
+        _at_least(key, config[section][name], 0)
+
+
+def _one_of(key, value, allowed) -> None:
+    if value not in allowed:
+        shown = ", ".join(str(a) for a in allowed)
+        raise ConfigError(f"config.{key}={value!r} is not one of: {shown}")
+
+
+def _in_range(key, value, low, high, closed_high=True) -> None:
+    ok = low <= value <= high if closed_high else low <= value < high
+    if not ok:
+        bracket = "]" if closed_high else ")"
+        raise ConfigError(f"config.{key}={value!r} must be in [{low}, {high}{bracket}")
+
+
+def _at_least(key, value, low) -> None:
+    if value < low:
+        raise ConfigError(f"config.{key}={value!r} must be >= {low}")
+
+
+def _positive(key, value) -> None:
+    if not value > 0:
+        raise ConfigError(f"config.{key}={value!r} must be > 0")
