@@ -1,11 +1,11 @@
 # `make setup` builds .venv and installs the project (editable) plus its Debian packages;
-# `make test` runs the whole suite.
+# `make test` runs the whole suite; `make demo` runs the default job into workdir/default.
 VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 APT_PKGS := dataset-fashion-mnist libusb-1.0-0
 
-.PHONY: setup test test-fast bench clean
+.PHONY: setup test test-fast demo clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,10 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest tests -m "not slow"
+
+# The default job: prune the shipped Fashion-MNIST baseline by 50% of MACs, fine-tune, export, report.
+demo: setup
+	$(PY) -m pipeline.main --config=configs/default.py --workdir=workdir/default
 
 clean:
 	rm -rf $(VENV) build *.egg-info
