@@ -29,13 +29,12 @@ import json
 import shlex
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Sequence
 
 from absl import app, flags
 
-from pipeline import atomic
+from pipeline import atomic, cli
 from pipeline.benchmark_log import BenchmarkLogError, parse_log  # noqa: F401  (re-exported)
 from pipeline.errors import PruningError
 from pipeline.profile import check_tflite
@@ -344,21 +343,10 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _fail(message: str) -> int:
-    print(f"android: error: {message}", file=sys.stderr)
-    return 1
+    return cli.fail("android", message)
 
 
-def parse_argv(argv: Sequence[str]) -> list[str]:
-    """Parses this module's flags (and absl's own) from ``argv``; exits 1 on a bad flag."""
-    if any(a in ("-h", "--help", "-?", "--helpshort") for a in argv[1:]):
-        print(__doc__ + "\nFlags:\n" + FLAGS.get_help())
-        sys.exit(0)
-    FLAGS.unparse_flags()  # a second in-process run must not inherit the first one's values
-    try:
-        rest = FLAGS(list(argv), known_only=True)
-        return flags.FLAGS(rest)  # absl's own flags; rejects unknown ones
-    except flags.Error as e:
-        sys.exit(_fail(f"{e}; run with --help to list the flags"))
+parse_argv = cli.flags_parser("android", FLAGS, __doc__)
 
 
 def run(argv: Sequence[str]) -> int:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -27,7 +26,7 @@ import numpy as np
 from absl import app, flags
 
 from pipeline import profile
-from pipeline import atomic
+from pipeline import atomic, cli
 from pipeline.profile import LatencyStats, ProfileError
 
 # Own registry: several pipeline CLIs share flag names such as --tflite.
@@ -198,21 +197,10 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _fail(message: str) -> int:
-    print(f"benchmark: error: {message}", file=sys.stderr)
-    return 1
+    return cli.fail("benchmark", message)
 
 
-def parse_argv(argv: Sequence[str]) -> list[str]:
-    """Parses this module's flags (and absl's own) from ``argv``; exits 1 on a bad flag."""
-    if any(a in ("-h", "--help", "-?", "--helpshort") for a in argv[1:]):
-        print(__doc__ + "\nFlags:\n" + FLAGS.get_help())
-        sys.exit(0)
-    FLAGS.unparse_flags()  # a second in-process run must not inherit the first one's values
-    try:
-        rest = FLAGS(list(argv), known_only=True)
-        return flags.FLAGS(rest)  # absl's own flags; rejects unknown ones
-    except flags.Error as e:
-        sys.exit(_fail(f"{e}; run with --help to list the flags"))
+parse_argv = cli.flags_parser("benchmark", FLAGS, __doc__)
 
 
 def run(argv: Sequence[str]) -> int:
