@@ -172,9 +172,11 @@ def analyse(model, ignore: Sequence[str] = ()) -> Analysis:
     graph = read_graph(model, allow_shared=ignored.names_in(model))
     tracer = Tracer()
     ids = {key: tracer.fresh_blocked(channels(graph.shapes[key])) for key in graph.inputs}
+    shared = {n.path for n in graph.nodes if "#" in n.name}
     traced = []
     for node in graph.nodes:
-        handler = _handler_for(node, ignored)
+        # A shared layer has one kernel for all its calls: keep it whole, inputs too.
+        handler = handlers.opaque() if node.path in shared else _handler_for(node, ignored)
         ins = [ids[k] for k in node.inputs]
         outs = handler.trace(node, ins, tracer)
         if ignored.match(node):

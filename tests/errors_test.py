@@ -57,6 +57,21 @@ def test_shared_layer_is_refused_by_name():
         pipeline.prune(model, 0.5)
 
 
+def test_ignored_shared_layer_is_kept_whole_inputs_included():
+    shared = L.Conv2D(6, 3, padding="same", name="shared")
+    x = inp = tf_keras.Input((8, 8, 3))
+    a = L.Conv2D(6, 3, padding="same", name="a")(inp)
+    b = L.Conv2D(8, 3, padding="same", name="b")(inp)
+    x = L.Concatenate(name="cat")([shared(a), shared(L.Conv2D(6, 1, name="b2")(b))])
+    model = tf_keras.Model(inp, L.Conv2D(2, 1, name="head")(x))
+    analysis = pipeline.analyse(model, ignore=["shared"])
+    assert [g.name for g in analysis.groups] == ["b"]  # a and b2 feed the shared kernel
+    result = pipeline.prune(model, 0.5, target="filters", ignore=["shared"])
+    assert result.model.get_layer("b").filters == 4
+    x = np.random.rand(1, 8, 8, 3).astype("float32")
+    assert result.model(x).shape == model(x).shape
+
+
 def test_subclassed_model_is_refused():
     class Net(tf_keras.Model):
         def __init__(self):
