@@ -14,6 +14,8 @@ setuptools.setup(
         "ai-edge-litert",
         "absl-py",
         "ml-collections",
+        "matplotlib",  # report plots (Agg backend, no display)
+        "tensorboard",  # training logs; not pulled in by tensorflow 2.21
         "numpy",
     ],
     extras_require={"test": ["pytest", "hypothesis", "pytest-timeout"]},

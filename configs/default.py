@@ -117,9 +117,38 @@ def get_config(arg=None):
     c.finetune.distill = False  # distil from the unpruned baseline
     c.finetune.temperature = 4.0
     c.finetune.alpha = 0.5  # weight of the distillation term
+    # Prune-then-fine-tune steps; their MAC (or filter) ratios compound to prune.ratio,
+    # each step fine-tuning finetune.epochs (see pipeline.stages.prune_and_finetune).
+    c.finetune.iterations = 1
+
+    # Validation accuracy with each prunable group narrowed alone, no fine-tuning.
+    c.sensitivity = ml_collections.ConfigDict()
+    c.sensitivity.enabled = True
+    c.sensitivity.ratios = (0.1, 0.3, 0.5, 0.7, 0.9)  # fractions of a group's channels removed
+    c.sensitivity.max_batches = 0  # validation batches read per point (0 = the whole split)
 
     c.export = ml_collections.ConfigDict()
-    c.export.variants = ["baseline_fp32", "pruned_fp32"]  # see pipeline.export.variant_names()
+    # See pipeline.export.variant_names(); every file is verified against its Keras model.
+    c.export.variants = ["baseline_fp32", "pruned_fp32", "pruned_int8", "pruned_2of4",
+                         "pruned_block_fc"]
+    c.export.int8_input = "uint8"  # pruned_int8's input/output type: uint8 (Task Library) or int8
+    c.export.calibration_samples = 200  # training images calibrating pruned_int8
+    # Sparsity-aware fine-tune of pruned_2of4 and pruned_block_fc (TF-MOT, on a copy).
+    c.export.sparse_epochs = 1
+    c.export.sparse_steps = 0  # steps per sparse epoch (0 = a full epoch of the training split)
+    c.export.sparse_lr = 1e-4  # Adam
+    c.export.block_sparsity = 0.8  # fraction of 1x4 blocks zeroed in pruned_block_fc's Dense kernels
+    # Parity of each .tflite with its Keras model on validation images.
+    c.export.verify_examples = 256
+    c.export.float_rtol = 1e-4  # max |tflite - keras| / max |keras| for float variants
+    c.export.int8_min_agreement = 0.99  # top-1 agreement for integer variants
+    # TFLite metadata (Task Library / Android Studio ML Model Binding); '' = generated.
+    c.export.metadata = ml_collections.ConfigDict()
+    c.export.metadata.name = ""  # '' = <model.name>_<variant>
+    c.export.metadata.description = ""
+    c.export.metadata.version = "1"
+    c.export.metadata.author = "keras-filter-pruning pipeline"
+    c.export.metadata.license = "unspecified (set --config.export.metadata.license)"
     c.export.latency_threads = (1, 2)  # LiteRT latency per thread count; () = skip
     c.export.latency_min_secs = 1.0  # time each thread count at least this long
 
@@ -131,6 +160,11 @@ def get_config(arg=None):
         c.train.epochs = 1
         c.train.warmup_epochs = 0.0
         c.finetune.epochs = 1
+        c.sensitivity.ratios = (0.3, 0.7)
+        c.sensitivity.max_batches = 4
         c.export.latency_threads = (1,)
         c.export.latency_min_secs = 0.1
+        c.export.calibration_samples = 100
+        c.export.sparse_steps = 10
+        c.export.verify_examples = 128
     return c

@@ -1,7 +1,9 @@
 """Accuracy of a ``.tflite`` classifier on a labelled dataset, run by LiteRT.
 
 Quantized inputs (int8/uint8) are quantized with the model's own scale and
-zero point, so variants added later are evaluated the same way.
+zero point, so variants added later are evaluated the same way. Gray images
+fed to a model with an RGB input (the mobile export's ``rgb_to_gray`` front)
+are repeated on R, G and B.
 
 Example:
   >>> tflite_accuracy("work/tflite/pruned_fp32.tflite", datasets.test)
@@ -39,6 +41,8 @@ def tflite_accuracy(path: str, dataset, num_threads: int | None = None) -> dict:
     start, correct, seen, batch = time.time(), 0, 0, None
     for images, labels in dataset:
         images, labels = np.asarray(images), np.asarray(labels).reshape(-1)
+        if images.shape[-1] == 1 and inp["shape"][-1] == 3:
+            images = np.repeat(images, 3, axis=-1)
         if images.shape[0] != batch:  # resize only when the batch size changes
             interpreter.resize_tensor_input(inp["index"], images.shape)
             interpreter.allocate_tensors()

@@ -1,4 +1,4 @@
-r"""The pipeline's entry point: train or load, prune, fine-tune, export, evaluate, report.
+r"""The pipeline's entry point: train or load, scan, prune, fine-tune, export, evaluate, report.
 
   python -m pipeline.main --config=configs/default.py --workdir=/tmp/prune_fmnist
   python -m pipeline.main --config=configs/default.py:quick --workdir=/tmp/q \
@@ -54,12 +54,13 @@ def run_pipeline(config, workdir: str, restart: bool = False) -> dict:
     datasets = stages.load_data(config)
     with _strategy(config.distribute):
         base = stages.baseline(config, datasets, store)
-        pruned = stages.prune(config, base, datasets, store)
-        tuned = stages.finetune(config, pruned, base, datasets, store)
+        curves = stages.sensitivity(config, base, datasets, store)
+        pruned, tuned = stages.prune_and_finetune(config, base, datasets, store)
     exported = stages.export_variants(config, {"baseline": base, "pruned": tuned}, datasets,
                                       store)
     evaluations = stages.evaluate(config, exported, datasets, store)
-    return stages.write_report(config, base, pruned, tuned, exported, evaluations, store)
+    return stages.write_report(config, base, pruned, tuned, exported, evaluations, store,
+                               sensitivity=curves)
 
 
 def _strategy(name: str):

@@ -11,7 +11,18 @@
   relative to the workdir), ``keras`` (the model it was converted from),
   ``macs``, ``params``, ``size_bytes``, ``accuracy`` (LiteRT, test split)
   and ``latency_ms`` (``{"<threads>": {"p50", "p90", "mean"}}``, empty when
-  latency profiling is off).
+  latency profiling is off), ``parity`` (the export's check against the
+  Keras model: ``examples``, ``input_dtype``, ``max_abs_diff``,
+  ``max_rel_diff``, ``agreement``) and ``notes`` (what was verified, which
+  layers were not eligible for sparsity and why, and measured size, latency
+  and accuracy against the dense reference variant, including "no faster");
+* ``sensitivity``: ``sensitivity.json`` when the scan ran (validation
+  accuracy per group and ratio, see :mod:`pipeline.sensitivity`);
+* ``plots``: figure name -> PNG path relative to the workdir
+  (:mod:`pipeline.plots`), linked from ``report.md``;
+* ``pruned.steps``: per-step ``ratio``, ``plan``, ``keras``, ``macs`` and
+  accuracies before and after fine-tuning (iterative pruning, one entry per
+  step).
 """
 from __future__ import annotations
 
@@ -29,6 +40,8 @@ def build(config, base, pruned, tuned, exported, evaluations: dict, workdir: str
             "params": item.record["params"],
             "size_bytes": os.path.getsize(os.path.join(workdir, item.path)),
             "accuracy": result["accuracy"], "latency_ms": result.get("latency_ms", {}),
+            "parity": item.record.get("parity", {}),
+            "notes": list(item.record.get("notes", [])) + list(result.get("notes", [])),
         })
     return {
         "config": config.to_dict(),
@@ -36,7 +49,8 @@ def build(config, base, pruned, tuned, exported, evaluations: dict, workdir: str
         "pruned": {"keras": tuned.path, "plan": "plan.json", **_summary(tuned.record),
                    "accuracy_before_finetune": pruned.record["accuracy"],
                    "removed": pruned.record.get("removed", {}),
-                   "finetune_epochs": tuned.record.get("epochs", 0)},
+                   "finetune_epochs": tuned.record.get("epochs", 0),
+                   "steps": pruned.record.get("steps", [])},
         "variants": variants,
     }
 
@@ -54,8 +68,10 @@ def markdown(report: dict) -> str:
         "",
         f"Baseline (Keras): test accuracy {base['accuracy']:.4f}, {_si(base['macs'])} MACs, "
         f"{_si(base['params'])} params.",
-        f"Pruned (Keras): test accuracy {pruned['accuracy_before_finetune']:.4f} before and "
-        f"{pruned['accuracy']:.4f} after {pruned['finetune_epochs']} fine-tuning epochs, "
+        f"Pruned (Keras{_in_steps(pruned)}): test accuracy "
+        f"{pruned['accuracy_before_finetune']:.4f} before and "
+        f"{pruned['accuracy']:.4f} after {pruned['finetune_epochs']} fine-tuning epochs"
+        f"{' in all' if len(pruned.get('steps', [])) > 1 else ''}, "
         f"{_si(pruned['macs'])} MACs, {_si(pruned['params'])} params.",
         "",
         "| variant | accuracy | MACs | params | size | latency p50 (ms) | file |",
@@ -66,7 +82,52 @@ def markdown(report: dict) -> str:
         lines.append(f"| {v['name']} | {v['accuracy']:.4f} | {_si(v['macs'])} | "
                      f"{_si(v['params'])} | {v['size_bytes'] / 1024:.1f} KiB | "
                      f"{latency or '-'} | {v['tflite']} |")
+    lines += _notes(report["variants"])
+    lines += _steps(pruned.get("steps", [])) + _plots(report.get("plots", {}))
     return "\n".join(lines) + "\n"
+
+
+def _notes(variants: list) -> list[str]:
+    """Per-variant notes: verification, sparsity checks, measured gains (or their absence)."""
+    lines = []
+    for v in variants:
+        if v.get("notes"):
+            lines += ["", f"**{v['name']}**", ""] + [f"- {note}" for note in v["notes"]]
+    return ["", "## Variant notes"] + lines if lines else []
+
+
+def _in_steps(pruned: dict) -> str:
+    steps = len(pruned.get("steps", []))
+    return f", {steps} steps; 'before' is before the last step's fine-tuning" if steps > 1 else ""
+
+
+def _steps(steps: list) -> list[str]:
+    """A table of the iterative pruning steps (none for a single step)."""
+    if len(steps) < 2:
+        return []
+    lines = ["", "| step | ratio of the step's input | MACs | accuracy before fine-tuning | "
+             "after | plan |", "| ---: | ---: | ---: | ---: | ---: | --- |"]
+    for s in steps:
+        lines.append(f"| {s['step']} | {s['ratio']:.1%} | {_si(s['macs'])} | "
+                     f"{s['accuracy_before_finetune']:.4f} | {s['accuracy']:.4f} | {s['plan']} |")
+    return lines
+
+
+_PLOT_TITLES = {
+    "accuracy_vs_macs": "Accuracy against MACs (Pareto front ringed)",
+    "accuracy_vs_latency": "Accuracy against latency, 1 thread p50 (Pareto front ringed)",
+    "channels": "Channels per layer before and after pruning",
+    "sensitivity": "Sensitivity: validation accuracy with one group pruned",
+}
+
+
+def _plots(plots: dict) -> list[str]:
+    """Markdown image links, relative to the workdir where report.md lives."""
+    lines = []
+    for name, path in plots.items():
+        title = _PLOT_TITLES.get(name, name)
+        lines += ["", f"## {title}", "", f"![{title}]({path})"]
+    return lines
 
 
 def _si(n: float) -> str:

@@ -103,6 +103,19 @@ def select(analysis: Analysis, scores: dict, ratio: float, target: str, scope: s
                                          "macs": plan.macs_removed(counts)})
 
 
+def select_fixed(analysis: Analysis, scores: dict, constraints: Constraints) -> Selection:
+    """Removes only what ``constraints.ratios`` fixes per group; every other group stays whole.
+
+    Unlike :func:`select` with ``ratio=0``, no overall target is checked, so
+    one group can lose most of its channels (the sensitivity scan, one group
+    at a time). ``round_to`` and ``min_filters`` apply as in :func:`select`.
+    """
+    plan = _Planner(analysis, scores, constraints)
+    counts = plan._with_fixed(np.zeros(len(plan.groups), np.int64))
+    return Selection(plan.kept(counts), {"filters": plan.filters_removed(counts),
+                                         "macs": plan.macs_removed(counts)})
+
+
 def _check(ratio, target, scope):
     if not 0 <= ratio < 1:
         raise TargetError(f"prune ratio must be in [0, 1), got {ratio}")

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import pipeline  # noqa: F401  (first: selects tf_keras before TensorFlow loads)
@@ -16,7 +17,9 @@ import tf_keras
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "default.py")
-VARIANT_KEYS = {"name", "tflite", "macs", "params", "size_bytes", "accuracy", "latency_ms"}
+VARIANT_KEYS = {"name", "tflite", "macs", "params", "size_bytes", "accuracy", "latency_ms",
+                "parity", "notes"}
+VARIANTS = ("baseline_fp32", "pruned_fp32", "pruned_int8", "pruned_2of4", "pruned_block_fc")
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +51,7 @@ def test_report_schema(first_run):
     workdir, report, _ = first_run
     assert {"config", "baseline", "variants"} <= set(report)
     assert report["config"]["prune"]["ratio"] == 0.5 and report["config"]["train"]["epochs"] == 1
-    assert [v["name"] for v in report["variants"]] == ["baseline_fp32", "pruned_fp32"]
+    assert [v["name"] for v in report["variants"]] == list(VARIANTS)
     for variant in report["variants"]:
         assert VARIANT_KEYS <= set(variant)
         assert not os.path.isabs(variant["tflite"])
@@ -65,7 +68,7 @@ def test_report_numbers_match_the_files(first_run):
         assert variant["macs"] == pipeline.count_macs(model)
         assert variant["params"] == pipeline.count_params(model)
         assert 0.0 <= variant["accuracy"] <= 1.0
-    base, pruned = report["variants"]
+    base, pruned = report["variants"][:2]
     assert base["keras"] == "baseline.keras" and pruned["keras"] == "pruned.keras"
     assert pruned["macs"] < 0.55 * base["macs"]
     assert pruned["size_bytes"] < base["size_bytes"]
@@ -73,7 +76,7 @@ def test_report_numbers_match_the_files(first_run):
 
 def test_tflite_accuracy_agrees_with_keras(first_run):
     _, report, _ = first_run
-    base, pruned = report["variants"]
+    base, pruned = report["variants"][:2]
     # Same weights, same test images: float32 TFLite differs only by rounding.
     assert abs(base["accuracy"] - report["baseline"]["accuracy"]) <= 0.01
     assert abs(pruned["accuracy"] - report["pruned"]["accuracy"]) <= 0.01
@@ -92,6 +95,54 @@ def test_plan_and_stamps_are_written(first_run):
     assert not leftovers
 
 
+def test_sensitivity_and_plots_are_written(first_run):
+    workdir, report, done = first_run
+    curves = json.loads((workdir / "sensitivity.json").read_text())
+    assert (workdir / "sensitivity.json.stamp.json").exists()
+    assert report["sensitivity"] == "sensitivity.json"
+    assert set(curves["groups"]) == {p["name"] for p in
+                                     json.loads((workdir / "plan.json").read_text())["groups"]}
+    for points in curves["groups"].values():  # quick: ratios (0.3, 0.7) after ratio 0
+        assert [p["ratio"] for p in points] == [0.0, 0.3, 0.7]
+        assert all(0.0 <= p["accuracy"] <= 1.0 for p in points)
+    assert "[sensitivity] 14/14 " in done.stdout
+    markdown = (workdir / "report.md").read_text()
+    assert set(report["plots"]) == {"accuracy_vs_macs", "accuracy_vs_latency", "channels",
+                                    "sensitivity"}
+    for relative in report["plots"].values():
+        assert (workdir / relative).read_bytes()[:4] == b"\x89PNG"
+        assert f"]({relative})" in markdown
+    assert list((workdir / "finetune" / "tensorboard").glob("*/events.out.tfevents.*"))
+
+
+def test_the_five_variants_ship_verified_with_metadata(first_run):
+    from ai_edge_litert.interpreter import Interpreter
+    from pipeline import mobile, sparsity
+    workdir, report, _ = first_run
+    variants = {v["name"]: v for v in report["variants"]}
+    labels = (workdir / "tflite" / "labels.txt").read_text().splitlines()
+    assert len(labels) == 10 and labels[0] == "T-shirt/top"
+    for name, v in variants.items():
+        path = str(workdir / v["tflite"])
+        (inp,) = Interpreter(model_path=path).get_input_details()
+        assert list(inp["shape"]) == [1, 28, 28, 3]
+        assert inp["dtype"] == (np.uint8 if name == "pruned_int8" else np.float32)
+        meta = mobile.read_metadata(path)
+        assert meta["files"]["labels.txt"].splitlines() == labels
+        assert v["parity"]["examples"] == 128
+        if name == "pruned_int8":
+            assert v["parity"]["agreement"] >= 0.99
+        else:
+            assert v["parity"]["max_rel_diff"] <= 1e-4
+    sparsity.check_2of4(str(workdir / variants["pruned_2of4"]["tflite"]))
+    sparsity.check_block_fc(str(workdir / variants["pruned_block_fc"]["tflite"]))
+    for name in ("pruned_int8", "pruned_2of4", "pruned_block_fc"):
+        notes = " ".join(variants[name]["notes"])
+        assert "than pruned_fp32" in notes and "% of pruned_fp32" in notes  # measured, either way
+    assert "2:4 verified in the file" in " ".join(variants["pruned_2of4"]["notes"])
+    assert "## Variant notes" in (workdir / "report.md").read_text()
+
+
 def test_override_reuses_the_baseline(first_run):
     workdir, report, _ = first_run
     stamp = workdir / "baseline.keras.stamp.json"
@@ -105,6 +156,7 @@ def test_override_reuses_the_baseline(first_run):
     assert json.loads((workdir / "plan.json").read_text())["settings"]["ratio"] == 0.6
     assert second["variants"][1]["macs"] < report["variants"][1]["macs"]
     assert second["variants"][0] == report["variants"][0]  # baseline export and eval reused
+    assert "[sensitivity] up to date" in done.stdout  # the scan reads only the baseline
 
 
 def test_unknown_key_fails_with_one_line(tmp_path):
