@@ -1,0 +1,111 @@
+"""Model zoo: every ``tf_keras.applications`` constructor prunes, runs and converts.
+
+Each model is built untrained (``weights=None``, ``classes=10``) at the
+smallest input it accepts, then:
+
+* ``pipeline.prune(model, 0.0)`` rebuilds it unchanged: same outputs on a
+  random batch, same parameter count (the config round trip and the weight
+  copy lose nothing);
+* ``pipeline.prune(model, 0.4, target="macs")`` removes 40% of its MACs
+  (within 2 points, measured by ``count_macs`` on both models), keeps the
+  output shape, runs, and converts to TFLite.
+
+The constructors are discovered from the module, so a new family in a
+tf_keras upgrade is tested without editing this file. The smallest model of
+each family runs by default; the rest are marked ``slow``.
+"""
+import gc
+import inspect
+
+import numpy as np
+import pytest
+
+import pipeline  # noqa: F401  (first: selects tf_keras before TensorFlow loads)
+import tensorflow as tf
+import tf_keras
+
+RATIO = 0.4
+MACS_TOLERANCE = 0.02
+DEFAULT_SIZE = 32  # the applications' own minimum for most families
+# Families whose stem needs a larger input (their min_size in tf_keras).
+MIN_SIZE = {"InceptionV3": 75, "InceptionResNetV2": 75, "Xception": 71}
+# The smallest model of each family: fast enough to run on every test run.
+REPRESENTATIVES = frozenset({
+    "ConvNeXtTiny", "DenseNet121", "EfficientNetB0", "EfficientNetV2B0", "InceptionV3",
+    "InceptionResNetV2", "MobileNet", "MobileNetV2", "MobileNetV3Small", "NASNetMobile",
+    "RegNetX002", "RegNetY002", "ResNet50", "ResNet50V2", "ResNetRS50", "VGG16", "Xception",
+})
+
+
+def constructors() -> list[str]:
+    """Names of the model builders in ``tf_keras.applications``.
+
+    A builder is a public function named in CamelCase that takes ``weights``
+    and ``classes`` (which excludes helpers such as ``decode_predictions``).
+    """
+    names = []
+    for name, value in vars(tf_keras.applications).items():
+        if not (name[:1].isupper() and inspect.isfunction(value)):
+            continue
+        params = inspect.signature(value).parameters
+        if "weights" in params and "classes" in params:
+            names.append(name)
+    return sorted(names)
+
+
+def _params():
+    return [pytest.param(name, id=name,
+                         marks=() if name in REPRESENTATIVES else (pytest.mark.slow,))
+            for name in constructors()]
+
+
+@pytest.fixture(autouse=True)
+def _free_memory():
+    """The largest models hold gigabytes: drop each before building the next."""
+    yield
+    tf_keras.backend.clear_session()
+    gc.collect()
+
+
+def test_discovery_finds_every_family():
+    found = set(constructors())
+    assert REPRESENTATIVES <= found, sorted(REPRESENTATIVES - found)
+    assert set(MIN_SIZE) <= found, sorted(set(MIN_SIZE) - found)
+
+
+def _build(name):
+    size = MIN_SIZE.get(name, DEFAULT_SIZE)
+    builder = getattr(tf_keras.applications, name)
+    return builder(weights=None, classes=10, input_shape=(size, size, 3))
+
+
+def _batch(model):
+    shape = (1,) + tuple(model.input_shape[1:])
+    return np.random.uniform(0.0, 255.0, size=shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", _params())
+def test_zoo_model(name):
+    model = _build(name)
+    x = _batch(model)
+    expected = model(x, training=False).numpy()
+    assert np.all(np.isfinite(expected)), f"{name}: the unpruned model gives non-finite outputs"
+
+    same = pipeline.prune(model, 0.0).model
+    np.testing.assert_allclose(same(x, training=False).numpy(), expected, rtol=0, atol=1e-5,
+                               err_msg=f"{name}: a ratio-0 plan changed the outputs")
+    assert pipeline.count_params(same) == pipeline.count_params(model)
+    del same
+
+    pruned = pipeline.prune(model, RATIO, target="macs").model
+    out = pruned(x, training=False).numpy()
+    assert out.shape == expected.shape
+    assert np.all(np.isfinite(out)), f"{name}: the pruned model gives non-finite outputs"
+
+    before, after = pipeline.count_macs(model), pipeline.count_macs(pruned)
+    removed = 1.0 - after / before
+    assert abs(removed - RATIO) <= MACS_TOLERANCE, (
+        f"{name}: removed {removed:.1%} of MACs ({before} -> {after}), wanted {RATIO:.0%}")
+
+    flatbuffer = tf.lite.TFLiteConverter.from_keras_model(pruned).convert()
+    assert len(flatbuffer) > 0
