@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-from pipeline.errors import RegistryError
+from pipeline.registry import Registry
 
 Builder = Callable[..., object]
-_BUILDERS: dict[str, Builder] = {}
+_BUILDERS: Registry[Builder] = Registry("model")
 
 
 def register(name: str):
@@ -26,18 +26,12 @@ def register(name: str):
       ... def tiny(input_shape, num_classes, width=1.0, dropout=0.0):
       ...     ...
     """
-    def decorate(fn: Builder) -> Builder:
-        add(name, fn)
-        return fn
-    return decorate
+    return _BUILDERS.register(name)
 
 
 def add(name: str, fn: Builder) -> None:
     """Registers ``fn`` under ``name`` (the non-decorator form of :func:`register`)."""
-    if name in _BUILDERS:
-        raise RegistryError(f"model '{name}' is already registered (by "
-                            f"{getattr(_BUILDERS[name], '__module__', '?')}); pick another name")
-    _BUILDERS[name] = fn
+    _BUILDERS.add(name, fn)
 
 
 def get(name: str) -> Builder:
@@ -46,11 +40,9 @@ def get(name: str) -> Builder:
     Raises:
       RegistryError: unknown name; the message lists the valid ones.
     """
-    if name not in _BUILDERS:
-        raise RegistryError(f"unknown model '{name}'; choose one of: " + ", ".join(names()))
-    return _BUILDERS[name]
+    return _BUILDERS.get(name)
 
 
 def names() -> list[str]:
     """Every registered model name, sorted."""
-    return sorted(_BUILDERS)
+    return _BUILDERS.names()

@@ -22,8 +22,9 @@ import tf_keras
 from absl import logging
 
 from pipeline.channels import Analysis
-from pipeline.errors import PruningError, RegistryError
+from pipeline.errors import PruningError
 from pipeline.handlers.base import short_name
+from pipeline.registry import Registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +45,7 @@ class Context:
 
 
 Criterion = Callable[[Analysis, Context], np.ndarray]
-_CRITERIA: dict[str, Criterion] = {}
+_CRITERIA: Registry[Criterion] = Registry("criterion")
 
 
 def register_criterion(name: str):
@@ -53,12 +54,7 @@ def register_criterion(name: str):
     Raises:
       RegistryError: ``name`` is already registered.
     """
-    def decorate(fn):
-        if name in _CRITERIA:
-            raise RegistryError(f"criterion '{name}' is already registered")
-        _CRITERIA[name] = fn
-        return fn
-    return decorate
+    return _CRITERIA.register(name)
 
 
 def get_criterion(name: str) -> Criterion:
@@ -67,14 +63,11 @@ def get_criterion(name: str) -> Criterion:
     Raises:
       RegistryError: unknown name; the message lists the valid ones.
     """
-    if name not in _CRITERIA:
-        raise RegistryError(f"unknown criterion '{name}'; choose one of: "
-                            + ", ".join(sorted(_CRITERIA)))
-    return _CRITERIA[name]
+    return _CRITERIA.get(name)
 
 
 def criterion_names() -> list[str]:
-    return sorted(_CRITERIA)
+    return _CRITERIA.names()
 
 
 def score(analysis: Analysis, name: str, context: Context) -> dict[str, np.ndarray]:

@@ -29,7 +29,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from pipeline.errors import PruningError, RegistryError
+from pipeline.errors import PruningError
+from pipeline.registry import Registry
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_FILES = {
@@ -88,7 +89,7 @@ class Datasets:
 
 
 Loader = Callable[[str, int, int], Splits]
-_LOADERS: dict[str, Loader] = {}
+_LOADERS: Registry[Loader] = Registry("data set")
 
 
 def register_loader(name: str):
@@ -97,16 +98,11 @@ def register_loader(name: str):
     Raises:
       RegistryError: ``name`` is already registered.
     """
-    def decorate(fn: Loader) -> Loader:
-        if name in _LOADERS:
-            raise RegistryError(f"data set '{name}' is already registered")
-        _LOADERS[name] = fn
-        return fn
-    return decorate
+    return _LOADERS.register(name)
 
 
 def loader_names() -> list[str]:
-    return sorted(_LOADERS)
+    return _LOADERS.names()
 
 
 def load(name: str, data_dir: str = "", image_size: int = 0, channels: int = 0) -> Splits:
@@ -122,10 +118,7 @@ def load(name: str, data_dir: str = "", image_size: int = 0, channels: int = 0) 
       RegistryError: unknown name.
       DataError: the files are missing or unreadable.
     """
-    if name not in _LOADERS:
-        raise RegistryError(f"unknown data set '{name}'; choose one of: "
-                            + ", ".join(loader_names()))
-    return _LOADERS[name](data_dir, image_size, channels)
+    return _LOADERS.get(name)(data_dir, image_size, channels)
 
 
 @register_loader("fashion_mnist")

@@ -17,6 +17,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from pipeline.errors import PruningError
+from pipeline.quantize import quantize_images
 
 
 def tflite_accuracy(path: str, dataset, num_threads: int | None = None) -> dict:
@@ -47,7 +48,7 @@ def tflite_accuracy(path: str, dataset, num_threads: int | None = None) -> dict:
             interpreter.resize_tensor_input(inp["index"], images.shape)
             interpreter.allocate_tensors()
             batch = images.shape[0]
-        interpreter.set_tensor(inp["index"], _quantize(images, inp))
+        interpreter.set_tensor(inp["index"], quantize_images(images, inp))
         interpreter.invoke()
         scores = interpreter.get_tensor(out["index"])
         correct += int(np.sum(np.argmax(scores, axis=-1) == labels))
@@ -55,12 +56,3 @@ def tflite_accuracy(path: str, dataset, num_threads: int | None = None) -> dict:
     if not seen:
         raise PruningError(f"no examples to evaluate {path} on")
     return {"accuracy": correct / seen, "examples": seen, "seconds": time.time() - start}
-
-
-def _quantize(images: np.ndarray, detail: dict) -> np.ndarray:
-    dtype = detail["dtype"]
-    if np.issubdtype(dtype, np.floating):
-        return images.astype(dtype)
-    scale, zero_point = detail["quantization"]
-    info = np.iinfo(dtype)
-    return np.clip(np.round(images / scale + zero_point), info.min, info.max).astype(dtype)

@@ -36,6 +36,7 @@ import tensorflow as tf
 
 from pipeline import atomic, mobile, quantize, sparsity, verify
 from pipeline.errors import PruningError, RegistryError
+from pipeline.registry import Registry
 
 SOURCES = ("baseline", "pruned")
 
@@ -106,7 +107,7 @@ class Variant:
     reference: str = ""  # the dense variant its size and latency are compared with
 
 
-_VARIANTS: dict[str, Variant] = {}
+_VARIANTS: Registry[Variant] = Registry("export variant")
 
 
 def register_variant(name: str, source: str, version: int = 1, prepare=None, check=None,
@@ -130,9 +131,7 @@ def register_variant(name: str, source: str, version: int = 1, prepare=None, che
         raise RegistryError(f"variant '{name}': source must be one of {SOURCES}, got {source!r}")
 
     def decorate(fn):
-        if name in _VARIANTS:
-            raise RegistryError(f"export variant '{name}' is already registered")
-        _VARIANTS[name] = Variant(name, source, fn, version, prepare, check, reference)
+        _VARIANTS.add(name, Variant(name, source, fn, version, prepare, check, reference))
         return fn
     return decorate
 
@@ -143,14 +142,11 @@ def get_variant(name: str) -> Variant:
     Raises:
       RegistryError: unknown name; the message lists the valid ones.
     """
-    if name not in _VARIANTS:
-        raise RegistryError(f"unknown export variant '{name}'; choose from: "
-                            + ", ".join(variant_names()))
-    return _VARIANTS[name]
+    return _VARIANTS.get(name)
 
 
 def variant_names() -> list[str]:
-    return sorted(_VARIANTS)
+    return _VARIANTS.names()
 
 
 def convert_fp32(model, context: ExportContext) -> bytes:

@@ -29,7 +29,7 @@ def test_registry_holds_the_five_variants():
     assert export.get_variant("pruned_2of4").reference == "pruned_fp32"
     with pytest.raises(RegistryError, match="already registered"):
         export.register_variant("pruned_fp32", source="pruned")(export.convert_fp32)
-    with pytest.raises(RegistryError, match="choose from: .*pruned_int8"):
+    with pytest.raises(RegistryError, match="choose one of: .*pruned_int8"):
         export.get_variant("pruned_int4")
     with pytest.raises(RegistryError, match="source must be one of"):
         export.register_variant("x", source="teacher")

@@ -12,7 +12,7 @@ OWN = ("vgg", "resnet20", "resnet56", "mobilenetv2")
 @pytest.fixture
 def clean_registry(monkeypatch):
     """A copy of the registry, so a test can register names without leaking them."""
-    monkeypatch.setattr(registry, "_BUILDERS", dict(registry._BUILDERS))
+    monkeypatch.setattr(registry, "_BUILDERS", registry._BUILDERS.copy())
 
 
 @pytest.mark.parametrize("name", OWN)
