@@ -21,7 +21,6 @@ VARIANT_KEYS = {"name", "tflite", "macs", "params", "size_bytes", "accuracy", "l
                 "parity", "notes"}
 VARIANTS = ("baseline_fp32", "pruned_fp32", "pruned_int8", "pruned_2of4", "pruned_block_fc")
 
-pytestmark = pytest.mark.slow
 
 
 def run_main(workdir, *overrides, config=CONFIG + ":quick"):
