@@ -18,11 +18,12 @@ from pipeline.criteria import criterion_names, register_criterion
 from pipeline.errors import (PlanError, PruningError, RegistryError, TargetError,
                              UnsupportedLayerError, UnsupportedModelError)
 from pipeline.handlers import register_handler
+from pipeline.latency_table import LatencyConfig
 from pipeline.plan import PrunePlan
 
 __all__ = [
     "prune", "plan_pruning", "apply_plan", "PruneResult", "PrunePlan", "analyse",
     "count_macs", "count_params", "register_handler", "register_criterion", "criterion_names",
     "handlers", "PruningError", "UnsupportedModelError", "UnsupportedLayerError", "PlanError",
-    "TargetError", "RegistryError",
+    "TargetError", "RegistryError", "LatencyConfig",
 ]

@@ -4,8 +4,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping, Sequence
 
-from pipeline import criteria
+from pipeline import criteria, latency_alloc
 from pipeline.channels import analyse
+from pipeline.errors import TargetError
+from pipeline.latency_table import LatencyConfig
 from pipeline.plan import PrunePlan, check_fits, make_plan
 from pipeline.rebuild import rebuild
 from pipeline.selection import Constraints, select
@@ -22,10 +24,11 @@ class PruneResult:
 def plan_pruning(model, ratio: float, *, target: str = "macs", criterion: str = "l1",
                  scope: str = "global", round_to: int = 1, min_filters: int = 1,
                  ignore: Sequence[str] = (), ratios: Mapping[str, float] | None = None,
-                 data=None, seed: int = 0) -> PrunePlan:
-    """Decides which channels to remove, without building anything (a dry run).
+                 data=None, seed: int = 0, latency: LatencyConfig | None = None) -> PrunePlan:
+    """Decides which channels to remove, without returning a model (a dry run).
 
-    Arguments are those of :func:`prune`.
+    Arguments are those of :func:`prune`. With ``target="latency"`` candidate
+    models are still built and timed (that is how the budget is checked).
 
     Returns:
       The :class:`PrunePlan`; ``print(plan.summary_table())`` shows it.
@@ -36,25 +39,36 @@ def plan_pruning(model, ratio: float, *, target: str = "macs", criterion: str = 
     analysis = analyse(model, ignore)
     context = criteria.Context(model=model, data=data, seed=seed)
     scores = criteria.score(analysis, criterion, context)
-    chosen = select(analysis, scores, float(ratio), target, scope, constraints)
+    if target == "latency":
+        chosen, report = latency_alloc.select_latency(model, analysis, scores, float(ratio), scope,
+                                                      constraints, latency or LatencyConfig())
+    elif latency is not None:
+        raise TargetError(f"latency= settings need target='latency', not '{target}'")
+    else:
+        chosen = select(analysis, scores, float(ratio), target, scope, constraints)
     settings = {"ratio": float(ratio), "target": target, "criterion": criterion, "scope": scope,
                 "round_to": int(round_to), "min_filters": int(min_filters),
                 "ignore": list(ignore) if not isinstance(ignore, str) else [ignore],
                 "ratios": dict(sorted((ratios or {}).items())), "seed": int(seed)}
+    if target == "latency":
+        settings["latency"] = report.to_dict()
     return make_plan(analysis, chosen.kept, settings, chosen.removed)
 
 
 def prune(model, ratio: float, *, target: str = "macs", criterion: str = "l1",
           scope: str = "global", round_to: int = 1, min_filters: int = 1,
           ignore: Sequence[str] = (), ratios: Mapping[str, float] | None = None,
-          data=None, seed: int = 0, dry_run: bool = False) -> PruneResult:
+          data=None, seed: int = 0, dry_run: bool = False,
+          latency: LatencyConfig | None = None) -> PruneResult:
     """Removes filters from a tf_keras model and rebuilds it narrower.
 
     Args:
       model: a built functional or Sequential tf_keras model (left unchanged).
       ratio: fraction of ``target`` to remove, in [0, 1).
-      target: ``"macs"`` (multiply-accumulates removed) or ``"filters"``
-        (prunable channels removed, each coupled group counted once).
+      target: ``"macs"`` (multiply-accumulates removed), ``"filters"``
+        (prunable channels removed, each coupled group counted once) or
+        ``"latency"`` (LiteRT latency removed, measured in the 1-thread edge
+        profile or read from a device table; see :mod:`pipeline.latency_alloc`).
       criterion: importance criterion name: l1, l2, bn_gamma, fpgm, taylor, random.
       scope: ``"global"`` (one normalised ranking) or ``"layer"`` (same
         fraction per group).
@@ -65,13 +79,18 @@ def prune(model, ratio: float, *, target: str = "macs", criterion: str = "l1",
       data: ``(images, labels)`` batches, needed by ``taylor``.
       seed: for ``random``.
       dry_run: plan only; ``result.model`` is None.
+      latency: a :class:`LatencyConfig` for ``target="latency"`` (table
+        cache directory, device table, tolerance, rounds); None = defaults.
+        The plan's ``settings["latency"]`` reports budget, predicted and
+        measured milliseconds.
 
     Returns:
       A :class:`PruneResult` with ``.model`` and ``.plan``.
 
     Raises:
       UnsupportedModelError, UnsupportedLayerError: the model can't be analysed.
-      TargetError: bad ratio/target/scope or an unreachable target.
+      TargetError: bad ratio/target/scope or an unreachable target (for
+        latency: no round measured within the tolerance of the budget).
       RegistryError: unknown criterion.
 
     Example:
@@ -80,10 +99,15 @@ def prune(model, ratio: float, *, target: str = "macs", criterion: str = "l1",
       >>> result = pipeline.prune(model, 0.5, target="macs", criterion="l1")
       >>> pipeline.count_macs(result.model) < 0.52 * pipeline.count_macs(model)
       True
+      >>> fast = pipeline.prune(model, 0.5, target="latency",
+      ...                       latency=pipeline.LatencyConfig(cache_dir="/tmp/latency"))
+      >>> report = fast.plan.settings["latency"]
+      >>> report["measured_ms"] <= 1.05 * report["budget_ms"]
+      True
     """
     plan = plan_pruning(model, ratio, target=target, criterion=criterion, scope=scope,
                         round_to=round_to, min_filters=min_filters, ignore=ignore,
-                        ratios=ratios, data=data, seed=seed)
+                        ratios=ratios, data=data, seed=seed, latency=latency)
     return PruneResult(None if dry_run else apply_plan(model, plan), plan)
 
 

@@ -28,6 +28,7 @@ from pipeline.counting import layer_macs
 from pipeline.errors import TargetError
 
 TARGETS = ("filters", "macs")
+OTHER_TARGETS = ("latency",)  # chosen by pipeline.latency_alloc, not here
 SCOPES = ("layer", "global")
 TOLERANCE = 0.02
 
@@ -111,16 +112,33 @@ def select_fixed(analysis: Analysis, scores: dict, constraints: Constraints) -> 
     at a time). ``round_to`` and ``min_filters`` apply as in :func:`select`.
     """
     plan = _Planner(analysis, scores, constraints)
-    counts = plan._with_fixed(np.zeros(len(plan.groups), np.int64))
+    counts = plan.fixed_counts()
     return Selection(plan.kept(counts), {"filters": plan.filters_removed(counts),
                                          "macs": plan.macs_removed(counts)})
+
+
+def planner(analysis: Analysis, scores: dict, constraints: Constraints) -> "_Planner":
+    """The removal sequences and measures behind :func:`select`, for other allocators.
+
+    A choice of counts (channels removed from each group's sequence) maps to
+    kept indices with ``.kept(counts)`` and to a keep mask with ``.keep_mask``.
+    """
+    return _Planner(analysis, scores, constraints)
+
+
+def normalise(group_scores) -> np.ndarray:
+    """A group's scores divided by their mean, so groups compete fairly in one ranking."""
+    s = np.asarray(group_scores, np.float64)
+    mean = s.mean() if s.size else 0.0
+    return s / mean if mean > 0 else s
 
 
 def _check(ratio, target, scope):
     if not 0 <= ratio < 1:
         raise TargetError(f"prune ratio must be in [0, 1), got {ratio}")
     if target not in TARGETS:
-        raise TargetError(f"unknown target '{target}'; choose one of: {', '.join(TARGETS)}")
+        raise TargetError(f"unknown target '{target}'; choose one of: "
+                          f"{', '.join(TARGETS + OTHER_TARGETS)}")
     if scope not in SCOPES:
         raise TargetError(f"unknown scope '{scope}'; choose one of: {', '.join(SCOPES)}")
 
@@ -205,9 +223,7 @@ class _Planner:
         for gi, group in enumerate(self.groups):
             if gi in self.fixed:
                 continue
-            s = np.asarray(scores[group.name], np.float64)
-            mean = s.mean() if group.size else 0.0
-            normalised = s / mean if mean > 0 else s
+            normalised = normalise(scores[group.name])
             seq = self.sequences[gi]
             keys.append(normalised[seq])
             owners.append(np.full(len(seq), gi))
@@ -216,6 +232,10 @@ class _Planner:
             return np.zeros(0, np.int64)
         keys, owners, positions = map(np.concatenate, (keys, owners, positions))
         return owners[np.lexsort((positions, owners, keys))]
+
+    def fixed_counts(self) -> np.ndarray:
+        """Counts with only the per-layer overrides applied (every other group whole)."""
+        return self._with_fixed(np.zeros(len(self.groups), np.int64))
 
     def global_counts(self, k: int) -> np.ndarray:
         counts = np.bincount(self._global_order[:k], minlength=len(self.groups))

@@ -1,0 +1,442 @@
+"""Pruning to a latency budget: greedy allocation over a latency table, then measured.
+
+HALP/NetAdapt-style. Each group may keep only the widths of its *ladder*:
+its full width, then multiples of ``round_to`` (or, with ``round_to=1``, of
+the SIMD-friendly :func:`pipeline.latency_table.lane_width`) down to what
+``min_filters`` allows. Starting from the full model, the allocator
+repeatedly takes the move (one group one to three rungs narrower) that loses
+the least importance per millisecond saved, the importance being the
+group-normalised scores of the channels that go, the milliseconds those of
+:class:`CostModel`'s prediction for the layers (and the share of the rest)
+the group touches. A rung that saves
+nothing is never taken alone, so widths settle where the table shows a
+speed step. Once the prediction meets the target, rungs are given back, most
+importance per millisecond first, while it still does; then *trades* (one
+group a rung wider, another one to three rungs narrower) are taken while they
+keep more importance, or as much (within ``TIE``) and land closer to the
+target: a model whose widths fall on big speed steps can otherwise only sit
+far below or above the budget.
+
+Then the narrower model is rebuilt, converted and timed against the original,
+in alternating blocks (:class:`pipeline.latency_measure.ModelTimer`). Each
+round allocates for a few targets around the wanted one and keeps the
+allocation predicted closest to it. If the measured ratio misses
+``1 - ratio`` by more than ``tolerance`` (relative), the next round aims
+its prediction between the rounds measured on either side of the budget
+(or rescales the last by budget / measured), up to ``max_iterations``
+rounds. With a device table nothing can be timed here: one
+round, reported as predicted only.
+
+Example:
+  >>> chosen, report = select_latency(model, analysis, scores, 0.5, "global", Constraints(),
+  ...                                 LatencyConfig(cache_dir="/tmp/latency"))
+  >>> report.to_dict()["measured_ms"], report.to_dict()["budget_ms"]
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from pipeline import latency_measure, selection
+from pipeline.channels import Analysis
+from pipeline.errors import TargetError
+from pipeline.handlers.base import spatial
+from pipeline.latency_table import (CostLayer, LatencyConfig, LatencyTable, cost_layers,
+                                    lane_width, table_for)
+from pipeline.rebuild import rebuild
+
+LOOKAHEAD = 3  # rungs a single move may drop: crosses a flat stretch of the table
+# Importance differences below half an average channel's (normalised scores average 1)
+# count as ties in a trade, which is then taken if it lands closer to the target.
+TIE = 0.5
+MAX_TRADES = 64
+# Targets tried around the one wanted, relative (see _closest).
+SPREAD = (0.0, -0.02, 0.02, -0.04, 0.04, -0.07, 0.07)
+_EPS = 1e-9
+
+
+class CostModel:
+    """Predicted whole-model latency of a keep mask: the table's layers plus the rest.
+
+    The rest (what the table does not time: padding, adds, pooling, copies,
+    the interpreter's overhead) is the measured whole model (``full_ms``, or
+    the table's ``model_ms``) minus the layers' sum at full width. It is
+    spread over the output tensors of every other layer in proportion to
+    their elements, and shrinks with their kept channels: in MobileNetV2 the
+    rest is about 40% of the time and held constant it predicted 50% where
+    64% measured. When the rest comes out negative it is held constant.
+    """
+
+    def __init__(self, layers: list[CostLayer], table: LatencyTable, analysis: Analysis,
+                 full_ms: float | None = None):
+        self.layers, self.table = layers, table
+        timed = {l.name for l in layers}
+        self.elements = [(l.outs[0], spatial(l.node.out_shapes[0])) for l in analysis.layers
+                         if l.node.name not in timed and len(l.outs) == 1 and len(l.outs[0])]
+        layer_sum = sum(self.table.layer_ms(l.key, *l.full) for l in layers)
+        full_ms = table.model_ms if full_ms is None else full_ms
+        rest = (full_ms - layer_sum) if full_ms is not None else 0.0
+        size = sum(weight * len(ids) for ids, weight in self.elements)
+        self.per_element = max(rest, 0.0) / size if size else 0.0
+        self.rest = rest - self.per_element * size
+        self.touching = _touching(analysis, [np.concatenate([l.ins, l.outs]) for l in layers]
+                                  + [ids for ids, _ in self.elements])
+
+    def layer_ms(self, li: int, keep: np.ndarray) -> float:
+        """Predicted time of term ``li``: a timed layer, or a share of the rest."""
+        if li < len(self.layers):
+            layer = self.layers[li]
+            return self.table.layer_ms(layer.key, *layer.widths(keep))
+        ids, weight = self.elements[li - len(self.layers)]
+        return self.per_element * weight * int(np.count_nonzero(keep[ids]))
+
+    def group_ms(self, gi: int, keep: np.ndarray) -> float:
+        """Predicted time of the terms group ``gi`` touches."""
+        return sum(self.layer_ms(li, keep) for li in self.touching[gi])
+
+    def total(self, keep: np.ndarray) -> float:
+        terms = len(self.layers) + len(self.elements)
+        return self.rest + sum(self.layer_ms(li, keep) for li in range(terms))
+
+    def neighbours(self, gi: int) -> set:
+        """Groups whose predicted savings change when group ``gi`` changes width."""
+        layers = set(self.touching[gi])
+        return {g for g, touched in enumerate(self.touching) if layers.intersection(touched)}
+
+
+def _touching(analysis: Analysis, ids_per_term: list) -> list[list[int]]:
+    """For each group, the terms whose channel ids include some of its channels."""
+    group_of = np.full(analysis.n_ids, -1, np.int64)
+    for gi, group in enumerate(analysis.groups):
+        group_of[group.classes] = gi
+    touching: list[list[int]] = [[] for _ in analysis.groups]
+    for term, ids in enumerate(ids_per_term):
+        for gi in np.unique(group_of[ids]):
+            if gi >= 0:
+                touching[gi].append(term)
+    return touching
+
+
+@dataclasses.dataclass(frozen=True)
+class _Move:
+    group: int
+    rung: int
+    delta_ms: float
+    score: float
+
+
+class Allocator:
+    """Greedy choice of every group's width under a predicted-latency target.
+
+    Args:
+      plan: the selection planner (removal sequences, min_filters, overrides).
+      scores: group name -> channel scores.
+    """
+
+    def __init__(self, plan, scores: dict):
+        self.plan = plan
+        self.ladders = [self._ladder(gi) for gi in range(len(plan.groups))]
+        self.gain = [np.concatenate([[0.0], np.cumsum(selection.normalise(scores[g.name])[seq])])
+                     for g, seq in zip(plan.groups, plan.sequences)]
+        self.movable = [gi for gi, ladder in enumerate(self.ladders) if len(ladder) > 1]
+
+    def _ladder(self, gi: int) -> list[int]:
+        """Allowed kept widths of group ``gi``, widest first."""
+        size = self.plan.groups[gi].size
+        if gi in self.plan.fixed:
+            return [size - int(self.plan.fixed_counts()[gi])]
+        step = self.plan.constraints.round_to
+        step = step if step > 1 else lane_width(size)
+        floor = max(size - len(self.plan.sequences[gi]), 1)
+        top = (size - 1) // step * step
+        return [size] + [w for w in range(top, 0, -step) if w >= floor]
+
+    def counts(self, rungs) -> np.ndarray:
+        """Channels removed per group at these ladder positions."""
+        return np.array([g.size - ladder[r] for g, ladder, r in
+                         zip(self.plan.groups, self.ladders, rungs)], np.int64)
+
+    def floor_counts(self) -> np.ndarray:
+        return self.counts([len(ladder) - 1 for ladder in self.ladders])
+
+    def allocate(self, cost: CostModel, target_ms: float) -> np.ndarray:
+        """Counts whose predicted latency meets ``target_ms`` (or the floor if none does)."""
+        rungs = [0] * len(self.ladders)
+        keep = self.plan.keep_mask(self.counts(rungs))
+        total = cost.total(keep)
+        cache: dict[int, _Move | None] = {}
+        while total > target_ms:
+            for gi in self.movable:
+                if gi not in cache:
+                    cache[gi] = self._narrower(cost, gi, rungs[gi], keep)
+            moves = [m for m in cache.values() if m is not None]
+            if not moves:
+                break
+            move = min(moves, key=lambda m: (m.score, m.group))
+            total += self._apply(move, rungs, keep)
+            for gi in cost.neighbours(move.group) | {move.group}:
+                cache.pop(gi, None)
+        total = self._give_back(cost, rungs, keep, total, target_ms)
+        for _ in range(MAX_TRADES):
+            trade = self._best_trade(cost, rungs, keep, total, target_ms)
+            if trade is None:
+                break
+            total += self._apply(trade[0], rungs, keep) + self._apply(trade[1], rungs, keep)
+        return self.counts(rungs)
+
+    def _narrower(self, cost, gi, rung, keep) -> _Move | None:
+        """The best move of group ``gi`` down 1..LOOKAHEAD rungs: least importance per ms."""
+        before = cost.group_ms(gi, keep)
+        best = None
+        for new in range(rung + 1, min(rung + LOOKAHEAD, len(self.ladders[gi]) - 1) + 1):
+            saved = before - self._probe(cost, gi, rung, new, keep)
+            if saved <= _EPS:
+                continue
+            lost = self.gain[gi][self._removed(gi, new)] - self.gain[gi][self._removed(gi, rung)]
+            move = _Move(gi, new, -saved, lost / saved)
+            if best is None or move.score < best.score:
+                best = move
+        return best
+
+    def _give_back(self, cost, rungs, keep, total, target_ms) -> float:
+        """Widens groups one rung at a time, most importance per ms first, within the target."""
+        while True:
+            best = None
+            for gi in self.movable:
+                if rungs[gi] == 0:
+                    continue
+                extra = self._probe(cost, gi, rungs[gi], rungs[gi] - 1, keep) - cost.group_ms(
+                    gi, keep)
+                if total + extra > target_ms:
+                    continue
+                won = (self.gain[gi][self._removed(gi, rungs[gi])]
+                       - self.gain[gi][self._removed(gi, rungs[gi] - 1)])
+                move = _Move(gi, rungs[gi] - 1, extra, -won / max(extra, _EPS))
+                if best is None or move.score < best.score:
+                    best = move
+            if best is None:
+                return total
+            total += self._apply(best, rungs, keep)
+
+    def _best_trade(self, cost, rungs, keep, total, target_ms):
+        """The best (widen, narrow) pair of moves within the target, or None (see module doc)."""
+        best, best_key = None, None
+        for a in self.movable:
+            if rungs[a] == 0:
+                continue
+            widen = self._widen(cost, a, rungs[a], keep)
+            self._set(a, rungs[a], widen.rung, keep)
+            for b in self.movable:
+                if b == a:
+                    continue
+                for narrow in self._narrowings(cost, b, rungs[b], keep):
+                    after = total + widen.delta_ms + narrow.delta_ms
+                    key = _trade_key(-widen.score - narrow.score, after, total, target_ms)
+                    if key is not None and (best_key is None or key > best_key):
+                        best, best_key = (widen, narrow), key
+            self._set(a, widen.rung, rungs[a], keep)
+        return best
+
+    def _widen(self, cost, gi, rung, keep) -> _Move:
+        """Group ``gi`` one rung wider; ``score`` is minus the importance won."""
+        extra = self._probe(cost, gi, rung, rung - 1, keep) - cost.group_ms(gi, keep)
+        won = self.gain[gi][self._removed(gi, rung)] - self.gain[gi][self._removed(gi, rung - 1)]
+        return _Move(gi, rung - 1, extra, -won)
+
+    def _narrowings(self, cost, gi, rung, keep):
+        """Group ``gi`` 1..LOOKAHEAD rungs narrower; ``score`` is the importance lost."""
+        before = cost.group_ms(gi, keep)
+        for new in range(rung + 1, min(rung + LOOKAHEAD, len(self.ladders[gi]) - 1) + 1):
+            saved = before - self._probe(cost, gi, rung, new, keep)
+            lost = self.gain[gi][self._removed(gi, new)] - self.gain[gi][self._removed(gi, rung)]
+            yield _Move(gi, new, -saved, lost)
+
+    def _removed(self, gi: int, rung: int) -> int:
+        return self.plan.groups[gi].size - self.ladders[gi][rung]
+
+    def _probe(self, cost, gi, rung, new, keep) -> float:
+        """The group's layers' predicted time with group ``gi`` at rung ``new`` (keep restored)."""
+        self._set(gi, rung, new, keep)
+        after = cost.group_ms(gi, keep)
+        self._set(gi, new, rung, keep)
+        return after
+
+    def _apply(self, move: _Move, rungs, keep) -> float:
+        self._set(move.group, rungs[move.group], move.rung, keep)
+        rungs[move.group] = move.rung
+        return move.delta_ms
+
+    def _set(self, gi, rung, new, keep) -> None:
+        """Updates ``keep`` for group ``gi`` moving from rung ``rung`` to ``new``."""
+        a, b = sorted((self._removed(gi, rung), self._removed(gi, new)))
+        group, seq = self.plan.groups[gi], self.plan.sequences[gi]
+        keep[group.classes[seq[a:b]]] = new < rung
+
+
+def _trade_key(gain: float, after: float, total: float, target_ms: float):
+    """Rank of a trade: more importance first, then ties that land closer; None if not taken."""
+    if after > target_ms:
+        return None
+    if gain > TIE:
+        return (1, gain)
+    if gain >= -TIE and after > total + _EPS:
+        return (0, after)
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Round:
+    """One allocate-rebuild-measure round (``measured_ms`` None when nothing was timed)."""
+
+    target_ms: float
+    predicted_ms: float
+    predicted_ratio: float
+    measured_ms: float | None = None
+    full_ms: float | None = None
+    measured_ratio: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LatencyReport:
+    """What the latency target asked for and what it got; ``rounds[chosen]`` was kept."""
+
+    device: str
+    ratio: float
+    tolerance: float
+    predicted_full_ms: float
+    rounds: tuple[Round, ...]
+    chosen: int
+
+    @property
+    def kept(self) -> Round:
+        return self.rounds[self.chosen]
+
+    def error(self, r: Round) -> float:
+        """Relative miss of the budget (measured if timed, else predicted)."""
+        got = r.measured_ratio if r.measured_ratio is not None else r.predicted_ratio
+        return abs(got - (1 - self.ratio)) / (1 - self.ratio)
+
+    def to_dict(self) -> dict:
+        r = self.kept
+        full = r.full_ms if r.full_ms is not None else self.predicted_full_ms
+        return {"device": self.device, "ratio": self.ratio, "tolerance": self.tolerance,
+                "measured": r.measured_ms is not None, "full_ms": full,
+                "budget_ms": (1 - self.ratio) * full, "predicted_ms": r.predicted_ms,
+                "measured_ms": r.measured_ms, "error": self.error(r),
+                "rounds": [dataclasses.asdict(x) for x in self.rounds]}
+
+
+def select_latency(model, analysis: Analysis, scores: dict, ratio: float, scope: str,
+                   constraints: selection.Constraints,
+                   config: LatencyConfig) -> tuple[selection.Selection, LatencyReport]:
+    """Chooses the channels to keep so that ``ratio`` of the measured latency goes.
+
+    Returns:
+      The :class:`~pipeline.selection.Selection` (``removed`` has ``latency``,
+      measured when timed) and the :class:`LatencyReport`.
+
+    Raises:
+      TargetError: bad ratio or scope, or no round landed within the tolerance.
+      LatencyTableError: a device table is unusable.
+    """
+    if not 0 <= ratio < 1:
+        raise TargetError(f"prune ratio must be in [0, 1), got {ratio}")
+    if scope != "global":
+        raise TargetError(f"target='latency' allocates globally; scope='{scope}' is not "
+                          "supported with it, use scope='global'")
+    plan = selection.planner(analysis, scores, constraints)
+    alloc = Allocator(plan, scores)
+    layers = cost_layers(analysis, plan.keep_mask(alloc.floor_counts()), config.grid)
+    table = table_for(analysis, layers, config)
+    timer = None if config.table else latency_measure.ModelTimer(model, config.timing)
+    try:
+        cost = CostModel(layers, table, analysis, timer.full_ms() if timer else None)
+        rounds, counts = _rounds(model, analysis, plan, alloc, cost, ratio, config, timer)
+    finally:
+        if timer is not None:
+            timer.close()
+    report = LatencyReport(cost.table.device, float(ratio), config.tolerance,
+                           cost.total(np.ones(analysis.n_ids, bool)), tuple(rounds), 0)
+    chosen = min(range(len(rounds)), key=lambda i: report.error(rounds[i]))
+    report = dataclasses.replace(report, chosen=chosen)
+    if report.error(report.kept) > config.tolerance:
+        floor = cost.total(plan.keep_mask(alloc.floor_counts())) / report.predicted_full_ms
+        raise TargetError(_miss_message(report, floor, constraints))
+    kept = report.kept
+    got = kept.measured_ratio if kept.measured_ratio is not None else kept.predicted_ratio
+    return selection.Selection(plan.kept(counts[chosen]), {
+        "filters": plan.filters_removed(counts[chosen]), "macs": plan.macs_removed(counts[chosen]),
+        "latency": 1.0 - got}), report
+
+
+def _rounds(model, analysis, plan, alloc, cost, ratio, config, timer):
+    """Allocate, rebuild, time; re-aim the prediction from the rounds measured so far."""
+    goal = 1.0 - ratio
+    full = cost.total(np.ones(analysis.n_ids, bool))
+    rounds, counts = [], []
+    for _ in range(config.max_iterations):
+        target = _aim(rounds, goal) * full
+        chosen, predicted = _closest(alloc, cost, plan, target)
+        if timer is None:
+            return [Round(target, predicted, predicted / full)], [chosen]
+        if counts and np.array_equal(chosen, counts[-1]):
+            break  # the allocation no longer changes: the target is out of reach
+        timed = timer.compare(rebuild(model, analysis, plan.keep_mask(chosen)))
+        rounds.append(Round(target, predicted, predicted / full, timed.pruned_ms, timed.full_ms,
+                            timed.ratio))
+        counts.append(chosen)
+        if abs(timed.ratio - goal) <= config.tolerance * goal:
+            break
+    return rounds, counts
+
+
+def _aim(rounds: list, goal: float) -> float:
+    """The predicted share to allocate for, so that the measured share lands on ``goal``.
+
+    First the goal itself; then between the two rounds measured closest on
+    either side of it, linearly; else the last round's prediction rescaled by
+    goal / measured.
+    """
+    if not rounds:
+        return goal
+    below = [r for r in rounds if r.measured_ratio < goal]
+    above = [r for r in rounds if r.measured_ratio >= goal]
+    if below and above:
+        lo = max(below, key=lambda r: r.measured_ratio)
+        hi = min(above, key=lambda r: r.measured_ratio)
+        if hi.measured_ratio > lo.measured_ratio:
+            return lo.predicted_ratio + (goal - lo.measured_ratio) * (
+                hi.predicted_ratio - lo.predicted_ratio) / (hi.measured_ratio - lo.measured_ratio)
+    last = rounds[-1]
+    return last.predicted_ratio * goal / last.measured_ratio
+
+
+def _closest(alloc: Allocator, cost: CostModel, plan, target_ms: float):
+    """The allocation whose prediction lands closest to ``target_ms`` (either side).
+
+    The greedy path moves in steps (a width that falls on a speed step can
+    drop a big share at once), so allocations for a few targets around the
+    one wanted are compared.
+    """
+    best = None
+    for spread in SPREAD:
+        chosen = alloc.allocate(cost, target_ms * (1 + spread))
+        predicted = cost.total(plan.keep_mask(chosen))
+        if best is None or abs(predicted - target_ms) < abs(best[1] - target_ms) - _EPS:
+            best = (chosen, predicted)
+    return best
+
+
+def _miss_message(report: LatencyReport, floor_ratio: float, constraints) -> str:
+    r = report.kept
+    got = r.measured_ratio if r.measured_ratio is not None else r.predicted_ratio
+    tried = ", ".join(f"{x.predicted_ratio:.0%}->{x.measured_ratio:.0%}" for x in report.rounds
+                      if x.measured_ratio is not None)
+    return (f"cannot remove {report.ratio:.1%} of the latency within {report.tolerance:.0%}: the "
+            f"closest of {len(report.rounds)} round(s) (predicted->measured share kept: "
+            f"{tried or 'not measured'}) kept {got:.1%} of it (budget "
+            f"{1 - report.ratio:.1%}); the narrowest model the table allows keeps about "
+            f"{floor_ratio:.0%} (min_filters={constraints.min_filters}, "
+            f"round_to={constraints.round_to}). Lower the ratio or min_filters, or rerun on a "
+            "quieter machine (timing noise), or raise LatencyConfig.max_iterations/tolerance")
