@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow_model_optimization as tfmot
 import tf_keras
 
-from pipeline import tflite_weights
+from pipeline import distribute, tflite_weights
 from pipeline.distill import outputs_probabilities
 from pipeline.errors import PruningError
 
@@ -111,6 +111,10 @@ def finetune_sparse(model, mode: str, recipe: SparseRecipe, train, steps_per_epo
                     ) -> SparseModel:
     """Fine-tunes a copy of ``model`` under ``mode``'s sparsity; ``model`` is left as it was.
 
+    Under a ``tf.distribute`` strategy (:func:`pipeline.distribute.active`)
+    the copy is built and wrapped in the strategy's scope and trained across
+    its replicas; the result is a plain (undistributed) model either way.
+
     Args:
       model: a functional tf_keras classifier (softmax or logits output).
       mode: ``"2of4"`` or ``"block_fc"``.
@@ -127,26 +131,35 @@ def finetune_sparse(model, mode: str, recipe: SparseRecipe, train, steps_per_epo
     """
     if mode not in MODES:
         raise SparsityError(f"sparsity mode must be one of {MODES}, got {mode!r}")
-    copy = tf_keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
-    outputs = frozenset(t._keras_history.layer.name for t in copy.outputs)  # noqa: SLF001
-    candidates = [l for l in copy.layers if _has_kernel(l)]
+    outputs = frozenset(t._keras_history.layer.name for t in model.outputs)  # noqa: SLF001
+    candidates = [l for l in model.layers if _has_kernel(l)]
     skipped = {l.name: eligibility(l, mode, outputs) for l in candidates}
     pruned = tuple(name for name, reason in skipped.items() if reason is None)
     skipped = {name: reason for name, reason in skipped.items() if reason is not None}
-    if not pruned:  # nothing to fine-tune: the copy is returned as it is
-        return SparseModel(copy, mode, (), skipped)
-    wrapped = tf_keras.models.clone_model(
-        copy, clone_function=lambda layer: _wrap(layer, mode, recipe)
-        if layer.name in pruned else layer)
-    # The masks are computed and applied inside training steps, so at least one must run.
-    wrapped.compile(optimizer=tf_keras.optimizers.Adam(recipe.lr),
-                    loss=tf_keras.losses.SparseCategoricalCrossentropy(
-                        from_logits=not outputs_probabilities(model)), metrics=["accuracy"])
+    if not pruned:  # nothing to fine-tune: a plain copy is returned
+        return SparseModel(_plain_copy(model), mode, (), skipped)
+    cluster = distribute.current()  # the fine-tune runs under the pipeline's strategy
+    copy = cluster.clone(model)
+    with cluster.scope():
+        wrapped = tf_keras.models.clone_model(
+            copy, clone_function=lambda layer: _wrap(layer, mode, recipe)
+            if layer.name in pruned else layer)
+        # The masks are computed and applied inside training steps, so at least one must run.
+        wrapped.compile(optimizer=tf_keras.optimizers.Adam(recipe.lr),
+                        loss=tf_keras.losses.SparseCategoricalCrossentropy(
+                            from_logits=not outputs_probabilities(model)), metrics=["accuracy"])
     wrapped.fit(train, epochs=recipe.epochs, steps_per_epoch=recipe.steps or steps_per_epoch,
                 verbose=2, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
     stripped = tfmot.sparsity.keras.strip_pruning(wrapped)
+    if cluster.strategy is not None:  # export needs plain variables, not distributed ones
+        stripped = _plain_copy(stripped)
     return SparseModel(stripped, mode, pruned, skipped)
+
+
+def _plain_copy(model):
+    copy = tf_keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _wrap(layer, mode: str, recipe: SparseRecipe):

@@ -7,7 +7,11 @@ every epoch into ``directory/checkpoint`` (``BackupAndRestore``: a killed
 run resumes from its last finished epoch, optimizer state and schedule
 included, and the checkpoint is deleted once ``fit`` completes) and writes
 TensorBoard logs to ``directory/tensorboard``. Passing ``teacher`` distils
-from it (:mod:`pipeline.distill`).
+from it (:mod:`pipeline.distill`). Under a ``tf.distribute`` strategy
+(:func:`pipeline.distribute.active`) the model (and teacher) are copied into
+the strategy's scope, trained there with ``train.batch_size`` as the global
+batch, and the trained weights copied back (see :mod:`pipeline.distribute`
+for the learning-rate rule and which worker writes what).
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import tensorflow as tf
 import tf_keras
 from absl import logging
 
+from pipeline import distribute
 from pipeline.distill import Distiller, outputs_probabilities
 from pipeline.errors import PruningError
 
@@ -116,21 +121,26 @@ def fit(model, datasets, recipe: Recipe, directory: str, *, teacher=None,
     if recipe.epochs == 0:
         compile_model(model, recipe, datasets.steps_per_epoch)
         return FitResult(model, {}, 0, 0.0)
-    trainee = model
-    if teacher is not None:
-        trainee = Distiller(model, teacher, temperature, alpha)
-    compile_model(trainee, recipe, datasets.steps_per_epoch, probabilities=outputs_probabilities(model))
+    cluster = distribute.current()
+    student = cluster.replicate(model)  # built in the strategy's scope, chief's weights
+    with cluster.scope():
+        trainee = student
+        if teacher is not None:
+            trainee = Distiller(student, cluster.replicate(teacher), temperature, alpha)
+        compile_model(trainee, recipe, datasets.steps_per_epoch,
+                      probabilities=outputs_probabilities(model))
     has_val = datasets.sizes.get("val", 0) > 0
+    logs = cluster.write_dir(directory)
     callbacks = [
         tf_keras.callbacks.BackupAndRestore(os.path.join(directory, "checkpoint")),
-        tf_keras.callbacks.CSVLogger(os.path.join(directory, "history.csv"), append=True),
+        tf_keras.callbacks.CSVLogger(os.path.join(logs, "history.csv"), append=True),
     ]
     if importlib.util.find_spec("tensorboard") is not None:
         callbacks.append(tf_keras.callbacks.TensorBoard(
-            os.path.join(directory, "tensorboard"), write_graph=False, profile_batch=0))
+            os.path.join(logs, "tensorboard"), write_graph=False, profile_batch=0))
     else:
         logging.log_first_n(logging.WARNING, "tensorboard is not installed: no TensorBoard "
-                            "logs, only %s", 1, os.path.join(directory, "history.csv"))
+                            "logs, only %s", 1, os.path.join(logs, "history.csv"))
     if recipe.patience and has_val:
         callbacks.append(tf_keras.callbacks.EarlyStopping(
             monitor="val_accuracy", mode="max", patience=recipe.patience,
@@ -139,6 +149,9 @@ def fit(model, datasets, recipe: Recipe, directory: str, *, teacher=None,
                           steps_per_epoch=datasets.steps_per_epoch,
                           validation_data=datasets.val if has_val else None,
                           callbacks=callbacks, verbose=verbose)
+    cluster.discard(logs)
+    if student is not model:
+        model.set_weights(student.get_weights())
     if trainee is not model:  # keep the student compiled for plain evaluate()
         compile_model(model, recipe, datasets.steps_per_epoch)
     seconds = time.time() - start
