@@ -23,6 +23,7 @@ import dataclasses
 import gzip
 import os
 import pickle
+import zlib
 from typing import Callable
 
 import numpy as np
@@ -116,9 +117,33 @@ def load(name: str, data_dir: str = "", image_size: int = 0, channels: int = 0) 
 
     Raises:
       RegistryError: unknown name.
-      DataError: the files are missing or unreadable.
+      DataError: the files are missing or unreadable, or hold images or labels
+        of the wrong shape or labels outside the classes.
     """
-    return _LOADERS.get(name)(data_dir, image_size, channels)
+    splits = _LOADERS.get(name)(data_dir, image_size, channels)
+    _check_splits(splits, f"{name} data" + (f" in {data_dir}" if data_dir else ""))
+    return splits
+
+
+def _check_splits(splits: Splits, where: str) -> None:
+    """Raises :class:`DataError` unless images are (N, H, W, 1 or 3) and labels index the classes."""
+    fix = "point --config.data.dir at intact files of the data set named by data.name"
+    shapes = {}
+    for split, x, y in (("train", splits.x_train, splits.y_train),
+                        ("test", splits.x_test, splits.y_test)):
+        if x.ndim != 4 or x.shape[-1] not in (1, 3) or not len(x):
+            raise DataError(f"{where}: {split} images have shape {x.shape}, expected "
+                            f"(N, height, width, 1 or 3) with N > 0; {fix}")
+        if y.shape != (len(x),):
+            raise DataError(f"{where}: {len(x)} {split} images but labels of shape {y.shape}; "
+                            f"{fix}")
+        if y.min() < 0 or y.max() >= len(splits.class_names):
+            raise DataError(f"{where}: {split} labels run from {y.min()} to {y.max()} but there "
+                            f"are {len(splits.class_names)} classes; {fix}")
+        shapes[split] = x.shape[1:]
+    if shapes["train"] != shapes["test"]:
+        raise DataError(f"{where}: train images are {shapes['train']}, test images "
+                        f"{shapes['test']}; {fix}")
 
 
 @register_loader("fashion_mnist")
@@ -166,8 +191,9 @@ def read_idx(path: str) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except OSError as e:
-        raise DataError(f"cannot read {path}: {e}") from e
+    except (OSError, EOFError, zlib.error) as e:  # unreadable, corrupt or truncated gzip
+        raise DataError(f"cannot read {path}: {e}; replace it with an intact copy (Debian: "
+                        "apt-get install --reinstall dataset-fashion-mnist)") from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataError(f"{path} is not an IDX file of unsigned bytes (magic {raw[:4].hex()})")
     ndim = raw[3]

@@ -27,3 +27,15 @@ class TargetError(PruningError):
 
 class RegistryError(PruningError):
     """A registry lookup or registration failed (unknown or duplicate name)."""
+
+
+class ModelFileError(PruningError):
+    """``model.path`` is missing, empty, not a Keras model, truncated or corrupt."""
+
+
+class WorkdirError(PruningError):
+    """The workdir cannot be created or written, or the disk filled up while writing."""
+
+
+class DiskFullError(WorkdirError):
+    """The disk (or the process's file-size limit) ran out while writing an artifact."""

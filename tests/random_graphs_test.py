@@ -12,7 +12,9 @@ Properties:
 * prune at a random ratio, target, criterion and scope: the model runs,
   keeps its output shape and converts to TFLite.
 
-CI runs a bounded number of examples; ``HYPOTHESIS_PROFILE=soak`` runs 2,000.
+CI runs a bounded number of examples; ``HYPOTHESIS_PROFILE=soak`` runs 2,000
+of the first property, ``RANDOM_CONVERT_EXAMPLES=N`` sets the second's count
+(see BENCHMARKS.md for the soaks run).
 """
 import os
 
