@@ -10,13 +10,14 @@ Example:
 """
 from __future__ import annotations
 
+import os
+
 import models
-from pipeline import criteria, data, export
+from pipeline import criteria, data, distribute, export
 from pipeline.errors import PruningError
 from pipeline.train import OPTIMIZERS, Recipe
 
-DISTRIBUTE = ("none", "mirrored")
-TARGETS = ("macs", "filters")
+TARGETS = ("macs", "filters", "latency")
 SCOPES = ("global", "layer")
 
 
@@ -26,7 +27,7 @@ class ConfigError(PruningError):
 
 def check(config) -> None:
     """Raises :class:`ConfigError` on the first bad value of ``config``."""
-    _one_of("distribute", config.distribute, DISTRIBUTE)
+    _one_of("distribute", config.distribute, distribute.names())
     if not config.model.path:
         _one_of("model.name", config.model.name, models.names())
     _one_of("data.name", config.data.name, data.loader_names())
@@ -60,6 +61,7 @@ def check(config) -> None:
     _positive("finetune.temperature", config.finetune.temperature)
     _at_least("prune.round_to", config.prune.round_to, 1)
     _at_least("finetune.iterations", config.finetune.iterations, 1)
+    _check_latency(config)
     _at_least("sensitivity.max_batches", config.sensitivity.max_batches, 0)
     for ratio in config.sensitivity.ratios:
         if not 0 < ratio < 1:
@@ -73,6 +75,23 @@ def check(config) -> None:
     for key in ("data.subset", "data.test_subset", "data.shift"):
         section, name = key.split(".")
         _at_least(key, config[section][name], 0)
+
+
+def _check_latency(config) -> None:
+    """``prune.latency``: a readable device table, a tolerance, one prune step."""
+    settings = config.prune.get("latency")
+    if config.prune.target != "latency" or settings is None:
+        return
+    _in_range("prune.latency.tolerance", settings.tolerance, 0.0, 1.0, closed_high=False)
+    _positive("prune.latency.tolerance", settings.tolerance)
+    _at_least("prune.latency.max_iterations", settings.max_iterations, 1)
+    if settings.table and not os.path.isfile(settings.table):
+        raise ConfigError(f"config.prune.latency.table={settings.table!r}: file not found; pass a "
+                          "table JSON measured on the device, or '' to measure on this host")
+    if config.finetune.iterations > 1:
+        raise ConfigError(f"config.finetune.iterations={config.finetune.iterations} with "
+                          "prune.target=latency: iterative latency pruning is not supported; "
+                          "set finetune.iterations=1")
 
 
 def _one_of(key, value, allowed) -> None:

@@ -6,25 +6,32 @@ r"""The pipeline's entry point: train or load, scan, prune, fine-tune, export, e
   prune-pipeline --config=configs/default.py --workdir=/tmp/prune_fmnist --restart
 
 A stage whose output already exists in the workdir with a matching config
-hash is skipped; ``--restart`` redoes every stage. A bad config value stops
-the run before any work with one line on stderr and exit status 1.
+hash is skipped; ``--restart`` redoes every stage. A bad config value, model
+file, data set, target or workdir stops the run before any work with one
+line on stderr and exit status 1 (``--verbosity=1`` adds the traceback); so
+does a full disk. Ctrl-C or SIGTERM stops it with status 130/143, keeping
+finished stages and the last epoch's checkpoint: rerun to resume.
+
+``--config.distribute=multi_worker`` trains across the processes named in
+``TF_CONFIG`` (every worker runs the same command; only the chief writes the
+workdir); see :mod:`pipeline.distribute` and the README.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import sys
+import traceback
 
 import pipeline  # noqa: F401  (first: selects tf_keras before TensorFlow loads)
 import tensorflow as tf
 import tf_keras
 from absl import app, flags
+from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from pipeline import config_check, stages
+from pipeline import config_check, distribute, guard, preflight, stages
 from pipeline.errors import PruningError
-from pipeline.store import Store
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Pipeline config file, e.g. configs/default.py or configs/default.py:quick.",
@@ -34,11 +41,14 @@ _RESTART = flags.DEFINE_bool("restart", False, "Redo every stage, ignoring finis
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+@guard.disk_errors()
 def run_pipeline(config, workdir: str, restart: bool = False) -> dict:
     """Runs every stage on ``config`` in ``workdir``; returns the report.
 
     Raises:
-      PruningError: a bad config value, missing data, an unprunable model...
+      PruningError: a bad config value, missing data, an unprunable model, an
+        unwritable workdir... (checked before any stage runs, see
+        :mod:`pipeline.preflight`); ``guard.DiskFullError`` when the disk fills up.
 
     Example:
       >>> from configs import default
@@ -46,27 +56,28 @@ def run_pipeline(config, workdir: str, restart: bool = False) -> dict:
       >>> report["variants"][1]["accuracy"]
     """
     config_check.check(config)
-    store = Store(workdir, restart)
-    store.write_text("config.json", json.dumps(config.to_dict(), indent=1, sort_keys=True))
+    cluster = distribute.setup(config.distribute)  # before any other TensorFlow op
+    preflight.check_workdir(cluster.private_dir(workdir))
+    store = cluster.store(workdir, restart)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     tf_keras.utils.set_random_seed(config.seed)
     datasets = stages.load_data(config)
-    with _strategy(config.distribute):
+    preflight.check_model(config, datasets)
+    store.write_text("config.json", json.dumps(config.to_dict(), indent=1, sort_keys=True))
+    with distribute.active(cluster):  # training (baseline, fine-tunes, sparse) under the strategy
         base = stages.baseline(config, datasets, store)
-        curves = stages.sensitivity(config, base, datasets, store)
+        # The scan trains nothing and feeds only the chief's report.
+        curves = stages.sensitivity(config, base, datasets, store) if cluster.is_chief else None
         pruned, tuned = stages.prune_and_finetune(config, base, datasets, store)
-    exported = stages.export_variants(config, {"baseline": base, "pruned": tuned}, datasets,
-                                      store)
+        exported = stages.export_variants(config, {"baseline": base, "pruned": tuned},
+                                          datasets, store)
+    if not cluster.is_chief:  # what follows trains nothing, and only the chief reports
+        cluster.finish(store)
+        return {"distribute": cluster.record(), "chief": False}
     evaluations = stages.evaluate(config, exported, datasets, store)
     return stages.write_report(config, base, pruned, tuned, exported, evaluations, store,
-                               sensitivity=curves)
-
-
-def _strategy(name: str):
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy().scope()
-    return contextlib.nullcontext()
+                               sensitivity=curves, distribution=cluster.record())
 
 
 def main(argv):
@@ -74,11 +85,25 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     # TensorFlow's SavedModel and converter INFO lines would bury the stage output.
     tf.get_logger().setLevel(logging.WARNING)
-    try:
-        run_pipeline(_CONFIG.value, _WORKDIR.value, _RESTART.value)
-    except PruningError as e:
-        print(f"prune-pipeline: error: {e}", file=sys.stderr)
-        sys.exit(1)
+    with guard.signals():
+        try:
+            run_pipeline(_CONFIG.value, _WORKDIR.value, _RESTART.value)
+        except (PruningError, KeyboardInterrupt) as e:
+            sys.exit(_fail(e))
+
+
+def _fail(error: BaseException) -> int:
+    """Prints the error as one line (after its traceback if --verbosity >= 1); the exit status."""
+    if absl_logging.get_verbosity() >= 1:
+        traceback.print_exception(error)
+    if isinstance(error, KeyboardInterrupt):
+        name = error.args[0] if error.args else "SIGINT"
+        message = (f"interrupted by {name}; finished stages and the last finished epoch's "
+                   f"checkpoint are kept in {_WORKDIR.value}: rerun the same command to resume")
+    else:
+        message = " ".join(str(error).split())
+    print(f"prune-pipeline: error: {message}", file=sys.stderr, flush=True)
+    return guard.exit_status(error)
 
 
 def parse_flags(argv):

@@ -18,6 +18,11 @@
   and accuracy against the dense reference variant, including "no faster");
 * ``sensitivity``: ``sensitivity.json`` when the scan ran (validation
   accuracy per group and ratio, see :mod:`pipeline.sensitivity`);
+* ``distribute``: how training ran: ``strategy`` (``none``, ``mirrored`` or
+  ``multi_worker``), ``num_workers`` and ``replicas`` (see
+  :mod:`pipeline.distribute`);
+* ``pruned.latency_target``: with ``prune.target=latency``, the budget,
+  predicted and measured latency and each round (:mod:`pipeline.latency_alloc`);
 * ``plots``: figure name -> PNG path relative to the workdir
   (:mod:`pipeline.plots`), linked from ``report.md``;
 * ``pruned.steps``: per-step ``ratio``, ``plan``, ``keras``, ``macs`` and
@@ -50,7 +55,9 @@ def build(config, base, pruned, tuned, exported, evaluations: dict, workdir: str
                    "accuracy_before_finetune": pruned.record["accuracy"],
                    "removed": pruned.record.get("removed", {}),
                    "finetune_epochs": tuned.record.get("epochs", 0),
-                   "steps": pruned.record.get("steps", [])},
+                   "steps": pruned.record.get("steps", []),
+                   "latency_target": (pruned.plan.settings.get("latency")
+                                      if pruned.plan is not None else None)},
         "variants": variants,
     }
 
@@ -58,6 +65,15 @@ def build(config, base, pruned, tuned, exported, evaluations: dict, workdir: str
 def _summary(record: dict) -> dict:
     keys = ("accuracy", "macs", "params", "seconds", "source", "epochs")
     return {k: record[k] for k in keys if k in record}
+
+
+def latency_line(target: dict) -> str:
+    """One line on a ``prune.target=latency`` run: budget, predicted and measured, where."""
+    measured = (f"measured {target['measured_ms']:.3f} ms" if target.get("measured")
+                else "not measured (device table)")
+    return (f"Latency target: budget {target['budget_ms']:.3f} ms ({1 - target['ratio']:.0%} of "
+            f"{target['full_ms']:.3f} ms, 1 thread, {target['device']}), predicted "
+            f"{target['predicted_ms']:.3f} ms, {measured}, {len(target['rounds'])} round(s).")
 
 
 def markdown(report: dict) -> str:
@@ -73,6 +89,7 @@ def markdown(report: dict) -> str:
         f"{pruned['accuracy']:.4f} after {pruned['finetune_epochs']} fine-tuning epochs"
         f"{' in all' if len(pruned.get('steps', [])) > 1 else ''}, "
         f"{_si(pruned['macs'])} MACs, {_si(pruned['params'])} params.",
+        *([latency_line(pruned["latency_target"])] if pruned.get("latency_target") else []),
         "",
         "| variant | accuracy | MACs | params | size | latency p50 (ms) | file |",
         "| --- | ---: | ---: | ---: | ---: | ---: | --- |",

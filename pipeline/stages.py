@@ -36,7 +36,8 @@ import tf_keras
 
 import models
 from pipeline import api, data, evaluate as tflite_eval, export, profile, report as reporting
-from pipeline import mobile, plots, sensitivity as sensitivity_scan, sparsity, speed, train
+from pipeline import distribute, mobile, model_file, plots, sensitivity as sensitivity_scan
+from pipeline import sparsity, speed, train
 from pipeline.channels import analyse
 from pipeline.counting import count_macs, count_params
 from pipeline.errors import PlanError, PruningError
@@ -238,16 +239,30 @@ def prune(config, source: Made, datasets: data.Datasets, store: Store, *,
     p = config.prune
     result = api.prune(source.model, ratio, target=p.target, criterion=p.criterion,
                        scope=p.scope, round_to=p.round_to, min_filters=p.min_filters,
-                       ignore=tuple(p.ignore), data=datasets.train, seed=config.seed)
+                       ignore=tuple(p.ignore), data=datasets.train, seed=config.seed,
+                       latency=_latency_config(p, store))
     print(f"{tag} {p.criterion}, {p.scope}, {ratio:.1%} of {p.target}\n"
           f"{result.plan.summary_table()}")
+    if "latency" in result.plan.settings:
+        print(f"{tag} {reporting.latency_line(result.plan.settings['latency'])}")
     record = dict(_measure(result.model, datasets), removed=dict(result.plan.removed),
                   plan=plan_name, seconds=time.time() - start)
+    store.save_model(name, result.model)  # the bigger write first: a full disk keeps the old plan
     store.write_text(plan_name, result.plan.to_json())
-    store.save_model(name, result.model)
     store.stamp(name, key, record)
     print(f"{tag} test accuracy before fine-tuning {record['accuracy']:.4f}")
     return Made(result.model, name, key, record, result.plan)
+
+
+def _latency_config(p, store: Store):
+    """``prune.latency`` as a LatencyConfig with the workdir's table cache; None for other targets."""
+    if p.target != "latency":
+        return None
+    settings = p.get("latency") or {}
+    return api.LatencyConfig(cache_dir=store.path("latency_tables"),
+                             table=settings.get("table", ""),
+                             tolerance=settings.get("tolerance", 0.05),
+                             max_iterations=settings.get("max_iterations", 4))
 
 
 def finetune(config, pruned: Made, base: Made, datasets: data.Datasets, store: Store, *,
@@ -341,6 +356,9 @@ def export_variants(config, sources: dict[str, Made], datasets: data.Datasets,
         key = fingerprint("export", name, variant.version, source.key, settings, data_key(config),
                           datasets.class_names)
         record = store.fresh(path, key)
+        if record is None and not distribute.current().is_chief:
+            _join_prepare(variant, source.model, context, config.seed)
+            continue
         if record is None:
             start = time.time()
             tf_keras.utils.set_random_seed(config.seed)
@@ -364,6 +382,17 @@ def export_variants(config, sources: dict[str, Made], datasets: data.Datasets,
             print(f"[export] up to date: {path}")
         made.append(Exported(name, variant.source, path, key, record))
     return made
+
+
+def _join_prepare(variant, model, context: export.ExportContext, seed: int) -> None:
+    """A non-chief worker's share of a variant: its distributed fine-tune, no file.
+
+    Only the chief converts and writes; the others take part in the
+    variant's ``prepare`` (a sparsity-aware fine-tune under the strategy).
+    """
+    if variant.prepare is not None:
+        tf_keras.utils.set_random_seed(seed)
+        variant.prepare(model, context)
 
 
 def _verify_images(datasets: data.Datasets, count: int) -> np.ndarray:
@@ -416,9 +445,14 @@ def evaluate(config, exported: list[Exported], datasets: data.Datasets,
 
 def write_report(config, base: Made, pruned: Made, tuned: Made, exported: list[Exported],
                  evaluations: dict[str, dict], store: Store, *,
-                 sensitivity: dict | None = None) -> dict:
-    """Writes ``report.json``, ``report.md`` and the PNG plots it links; returns the report."""
+                 sensitivity: dict | None = None, distribution: dict | None = None) -> dict:
+    """Writes ``report.json``, ``report.md`` and the PNG plots it links; returns the report.
+
+    ``distribution`` is the training strategy's record (``{"strategy", "num_workers",
+    "replicas"}``, see :meth:`pipeline.distribute.Cluster.record`); None means one process.
+    """
     body = reporting.build(config, base, pruned, tuned, exported, evaluations, store.workdir)
+    body["distribute"] = distribution or {"strategy": "none", "num_workers": 1, "replicas": 1}
     if sensitivity is not None:
         body["sensitivity"] = "sensitivity.json"
     layers = tuned.plan.layers if tuned.plan is not None else None
@@ -444,11 +478,7 @@ def _measure(model, datasets: data.Datasets) -> dict:
 
 
 def _load(path: str):
-    try:
-        return tf_keras.models.load_model(path, compile=False)
-    except (OSError, ValueError, ImportError) as e:
-        raise PruningError(f"cannot load the Keras model {path} (.keras, .h5 or a SavedModel "
-                           f"folder): {e}") from e
+    return model_file.load(path)  # ModelFileError: missing, empty, foreign or damaged
 
 
 def _check_input(model, shape, path) -> None:
