@@ -38,7 +38,10 @@ _CONFIG = config_flags.DEFINE_config_file(
     lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for every artifact of the run.")
 _RESTART = flags.DEFINE_bool("restart", False, "Redo every stage, ignoring finished outputs.")
-flags.mark_flags_as_required(["config", "workdir"])
+# Required, but checked in parse_flags rather than by absl's validator: tests and tools
+# parse absl's global flags in the same process (pipeline.cli), where a required
+# validator of this module would fail them.
+_REQUIRED = ("config", "workdir")
 
 
 @guard.disk_errors()
@@ -113,7 +116,13 @@ def parse_flags(argv):
     "did you mean" hint) and flags.Error for a value of the wrong type.
     """
     try:
-        return flags.FLAGS(argv)
+        rest = flags.FLAGS(argv)
+        missing = [f"--{name}" for name in _REQUIRED if flags.FLAGS[name].value is None]
+        if missing:
+            print(f"prune-pipeline: error: {' and '.join(missing)} must be given, e.g. "
+                  "--config=configs/default.py --workdir=workdir/default", file=sys.stderr)
+            sys.exit(2)
+        return rest
     except (AttributeError, KeyError) as e:
         print(f"prune-pipeline: error: unknown config key {_one_line(e)}", file=sys.stderr)
     except (flags.Error, TypeError, ValueError) as e:

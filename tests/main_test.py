@@ -168,6 +168,21 @@ def test_unknown_key_fails_with_one_line(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+def test_missing_workdir_is_one_line():
+    done = subprocess.run([sys.executable, "-m", "pipeline.main", f"--config={CONFIG}:quick"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2
+    assert error_lines(done.stderr) == [
+        "prune-pipeline: error: --workdir must be given, e.g. --config=configs/default.py "
+        "--workdir=workdir/default"]
+
+
+def test_importing_main_leaves_other_tools_flags_parseable():
+    """pipeline.main's required flags must not break another CLI parsed in the same process."""
+    from pipeline import benchmark, main  # noqa: F401
+    assert benchmark.parse_argv(["benchmark", "--threads=1"]) == ["benchmark"]
+
+
 def test_bad_value_fails_before_any_work(tmp_path):
     done = run_main(tmp_path / "w", "--config.prune.ratio=1.5", "--config.prune.criterion=l3")
     assert done.returncode == 1

@@ -221,8 +221,11 @@ def finished_epochs(workdir) -> int:
 
 def stop_after_epoch(workdir, epochs: int, signum: int):
     """Runs the good command in ``workdir``; sends ``signum`` once ``epochs`` have checkpointed."""
+    # A test run launched in the background by a non-interactive shell (as CI may be)
+    # inherits SIGINT ignored, and Python keeps it ignored: give the child the default.
     process = subprocess.Popen(command(workdir), cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 600
     try:
         # BackupAndRestore saves before CSVLogger writes its row: a row means a checkpoint.
