@@ -44,7 +44,7 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_model_optimization as tfmot  # noqa: E402
 import tf_keras  # noqa: E402
 from configs import default  # noqa: E402
-from pipeline import atomic, benchmark, profile, sparsity  # noqa: E402
+from pipeline import atomic, benchmark, export, profile, sparsity  # noqa: E402
 from pipeline.api import plan_pruning  # noqa: E402
 
 TABLES = ("macs", "unstructured", "sparse")
@@ -76,10 +76,8 @@ def build(name: str):
 
 
 def convert(model, sparse: bool = False) -> bytes:
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if sparse:
-        converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
-    return converter.convert()
+    """The export stage's converters: plain float32, or with ``EXPERIMENTAL_SPARSITY``."""
+    return (export.convert_sparse if sparse else export.convert_fp32)(model, None)
 
 
 class Files:
@@ -102,13 +100,15 @@ class Files:
 
     def add(self, label: str, flatbuffer: bytes, **facts) -> None:
         atomic.write_bytes(self.path(label), flatbuffer)
-        with open(self.path(label), "rb") as f:
-            gzipped = len(gzip.compress(f.read(), compresslevel=9))
-        self.meta[label] = dict(facts, size_bytes=len(flatbuffer), gzip_bytes=gzipped)
-        atomic.write_text(self.meta_path, json.dumps(self.meta, indent=1, sort_keys=True) + "\n")
+        self.note(label, dict(facts, size_bytes=len(flatbuffer),
+                              gzip_bytes=len(gzip.compress(flatbuffer, compresslevel=9))))
 
     def skip(self, label: str, why: str) -> None:
-        self.meta[label] = {"skipped": why}
+        self.note(label, {"skipped": why})
+
+    def note(self, label: str, facts: dict) -> None:
+        """Records ``label``'s facts and saves the whole meta file."""
+        self.meta[label] = facts
         atomic.write_text(self.meta_path, json.dumps(self.meta, indent=1, sort_keys=True) + "\n")
 
 
@@ -233,8 +233,7 @@ def build_sparse(files: Files, name: str) -> list[str]:
                   layers_sparse=len(tuned.pruned), layers_dense=len(tuned.skipped),
                   kernel_sparsity=kernel_sparsity(tuned.model))
     check = sparsity.check_2of4(files.path("2of4"))
-    files.meta["2of4"]["kernels_in_file_2of4"] = len(check.eligible)
-    atomic.write_text(files.meta_path, json.dumps(files.meta, indent=1, sort_keys=True) + "\n")
+    files.note("2of4", dict(files.meta["2of4"], kernels_in_file_2of4=len(check.eligible)))
     return [l for l in labels if files.have(l)]
 
 
