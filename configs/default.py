@@ -117,6 +117,7 @@ def get_config(arg=None):
     c.prune.latency.table = ""  # a table JSON measured on a device ('' = measure on this host)
     c.prune.latency.tolerance = 0.05  # measured latency within this fraction of the budget
     c.prune.latency.max_iterations = 4  # allocate-rebuild-measure rounds
+    c.prune.latency.utility = "log"  # importance kept: log (diminishing per group) or sum (HALP)
 
     c.finetune = ml_collections.ConfigDict()
     c.finetune.epochs = 3

@@ -62,6 +62,10 @@ class LatencyConfig:
       max_iterations: allocate-rebuild-measure rounds before giving up.
       grid: fractions of each axis' prunable range measured in the table.
       timing: run counts (:class:`pipeline.latency_measure.Timing`).
+      utility: what the allocator keeps the most of: ``"log"`` (each group's
+        importance counted with diminishing returns as it thins; the default,
+        more accurate after fine-tuning in BENCHMARKS.md) or ``"sum"`` (the
+        plain sum of the kept channels' importance, as HALP).
     """
 
     table: str = ""
@@ -70,6 +74,7 @@ class LatencyConfig:
     max_iterations: int = 4
     grid: tuple = DEFAULT_GRID
     timing: measure.Timing = measure.Timing()
+    utility: str = "log"
 
     def __post_init__(self):
         if not 0 < self.tolerance < 1 or int(self.max_iterations) < 1:

@@ -262,7 +262,8 @@ def _latency_config(p, store: Store):
     return api.LatencyConfig(cache_dir=store.path("latency_tables"),
                              table=settings.get("table", ""),
                              tolerance=settings.get("tolerance", 0.05),
-                             max_iterations=settings.get("max_iterations", 4))
+                             max_iterations=settings.get("max_iterations", 4),
+                             utility=settings.get("utility", "log"))
 
 
 def finetune(config, pruned: Made, base: Made, datasets: data.Datasets, store: Store, *,

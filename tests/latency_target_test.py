@@ -27,11 +27,11 @@ def _chain(widths, size=8, channels=4, kernel=1, name="chain"):
     return tf_keras.Model(inputs, L.Dense(10, name="head")(x), name=name)
 
 
-def _setup(model, scores=None, constraints=selection.Constraints()):
+def _setup(model, scores=None, constraints=selection.Constraints(), utility="log"):
     analysis = pipeline.analyse(model)
     scores = scores or {g.name: np.ones(g.size) for g in analysis.groups}
     plan = selection.planner(analysis, scores, constraints)
-    alloc = Allocator(plan, scores)
+    alloc = Allocator(plan, scores, utility)
     layers = latency_table.cost_layers(analysis, plan.keep_mask(alloc.floor_counts()))
     return analysis, plan, alloc, layers
 
@@ -115,38 +115,96 @@ def test_bad_table_files_raise(tmp_path):
 
 # ----- the allocator (no timing) ---------------------------------------------------------------
 
+def _kept(alloc, counts) -> float:
+    """Importance kept (minus what the removed channels are worth in the utility)."""
+    return -sum(a[c] for a, c in zip(alloc.gain, counts))
+
+
+def _optima(alloc, cost, plan, target):
+    """Every allocation within ``target``, most importance kept first (brute force)."""
+    found = []
+    for rungs in itertools.product(*(range(len(l)) for l in alloc.ladders)):
+        counts = alloc.counts(rungs)
+        if cost.total(plan.keep_mask(counts)) <= target + 1e-12:
+            found.append((_kept(alloc, counts), list(counts)))
+    return sorted(found, key=lambda f: -f[0])
+
+
+@pytest.mark.parametrize("utility", ["sum", "log"])
 @pytest.mark.parametrize("fraction", [0.3, 0.5, 0.6, 0.7, 0.8])
-def test_allocator_finds_the_brute_force_optimum(fraction):
+def test_allocator_is_close_to_the_brute_force_optimum(fraction, utility):
     model = _chain((32, 32, 32))
     analysis, _, _, _ = _setup(model)
     # conv0's channels: half nearly worthless, half precious; the others uniform.
     scores = {g.name: np.ones(g.size) for g in analysis.groups}
     scores["conv0"] = np.r_[np.full(16, 0.01), np.full(16, 1.99)]
-    analysis, plan, alloc, layers = _setup(model, scores)
+    analysis, plan, alloc, layers = _setup(model, scores, utility=utility)
     table = _synthetic(layers, lambda l, i, o: 1e-3 * i * o, model_ms=None)
     cost = CostModel(layers, table, analysis)
-    full = cost.total(np.ones(analysis.n_ids, bool))
-    target = fraction * full  # of 2.496 ms
-
-    def kept_importance(counts):
-        return -sum(a[c] for a, c in zip(alloc.gain, counts))
-
-    best, best_value = None, -np.inf
-    for rungs in itertools.product(*(range(len(l)) for l in alloc.ladders)):
-        counts = alloc.counts(rungs)
-        if cost.total(plan.keep_mask(counts)) <= target + 1e-12:
-            value = kept_importance(counts)
-            if value > best_value + 1e-12:
-                best, best_value = counts, value
+    target = fraction * cost.total(np.ones(analysis.n_ids, bool))  # of 2.496 ms
+    best_value, best = _optima(alloc, cost, plan, target)[0]
     got = alloc.allocate(cost, target)
     assert cost.total(plan.keep_mask(got)) <= target + 1e-12
-    assert kept_importance(got) == pytest.approx(best_value)
+    # Greedy, not exact: at 60% the "log" optimum cuts 8 from each group, which no
+    # move of one group (or trade between two) reaches from what the greedy holds.
+    assert _kept(alloc, got) >= 1.25 * best_value
     # Optima worked out by hand: at 60%, halving conv1 (importance 16) is the only cheap
     # enough choice, conv0's worthless half (0.16) saving too little; at 80% that half is.
     known = {0.6: [0, 16, 0], 0.8: [16, 0, 0]}
-    if fraction in known:
-        assert list(best) == known[fraction]
+    if utility == "sum" and fraction in known:
+        assert best == known[fraction]
         assert list(got) == known[fraction]
+    if fraction != 0.6:
+        assert _kept(alloc, got) == pytest.approx(best_value)
+
+
+def test_widening_from_the_floor_can_beat_narrowing_from_the_top():
+    """A case (random scores and per-layer costs, found by search) where the second pass wins."""
+    model = _chain((32, 64, 32))
+    analysis, _, _, _ = _setup(model)
+    rng = np.random.default_rng(1)
+    scores = {g.name: rng.uniform(0.2, 1.8, g.size) for g in analysis.groups}
+    weight = {f"conv{i}": rng.uniform(0.5, 3) * 1e-3 for i in range(3)}
+    analysis, plan, alloc, layers = _setup(model, scores)
+    table = _synthetic(layers, lambda l, i, o: weight.get(l.name, 0.0) * i * o)
+    cost = CostModel(layers, table, analysis)
+    target = 0.3 * cost.total(np.ones(analysis.n_ids, bool))
+    kept = {}
+    for start in (alloc._top_down, alloc._bottom_up):
+        rungs, keep, total = start(cost, target)
+        alloc._trade(cost, rungs, keep, total, target)
+        kept[start.__name__] = _kept(alloc, alloc.counts(rungs))
+    assert kept["_bottom_up"] > kept["_top_down"] + 1
+    got = alloc.allocate(cost, target)
+    assert cost.total(plan.keep_mask(got)) <= target + 1e-12
+    assert _kept(alloc, got) == pytest.approx(kept["_bottom_up"])
+
+
+def test_log_utility_thins_the_costly_layer_without_emptying_it():
+    """Equal scores, conv0's channels 4x as costly: "sum" empties it, "log" spreads the cut."""
+    model = _chain((32, 64), size=16)
+    weight = {"conv0": 4e-3, "conv1": 1e-3}
+    results = {}
+    for utility in ("sum", "log"):
+        analysis, plan, alloc, layers = _setup(model, utility=utility)
+        table = _synthetic(layers, lambda l, i, o: weight.get(l.name, 0.0) * o)
+        cost = CostModel(layers, table, analysis)
+        target = 0.6 * cost.total(np.ones(analysis.n_ids, bool))
+        (first, best), (second, _) = _optima(alloc, cost, plan, target)[:2]
+        assert first - second > 1  # a unique optimum, which the allocator finds
+        got = alloc.allocate(cost, target)
+        assert list(got) == best
+        results[utility] = [size - n for size, n in zip((32, 64), got)]
+    # sum: 24 channels of conv0 (its floor) save as much as 32 split over both layers.
+    assert results["sum"] == [8, 64]
+    # log: going from 16 to 8 channels costs conv0 as much as its first halving.
+    assert results["log"] == [16, 48]
+
+
+def test_unknown_utility_is_refused():
+    model = _chain((16,))
+    with pytest.raises(pipeline.TargetError, match="unknown latency utility 'max'.*sum, log"):
+        pipeline.prune(model, 0.3, target="latency", latency=LatencyConfig(utility="max"))
 
 
 def test_allocator_skips_widths_the_table_shows_as_no_faster():
@@ -183,10 +241,22 @@ def test_device_table_gives_one_predicted_round(tmp_path):
                             latency=LatencyConfig(table=str(path)))
     report = result.plan.settings["latency"]
     assert report["device"] == "pixel-test" and not report["measured"]
+    assert report["utility"] == "log"
     assert len(report["rounds"]) == 1 and report["measured_ms"] is None
     assert abs(report["predicted_ms"] / report["budget_ms"] - 1) <= 0.05
     assert result.model.count_params() < model.count_params()
     assert "latency" in result.plan.removed
+
+
+def test_config_utility_reaches_the_allocator(tmp_path):
+    from configs import default
+    from pipeline import stages
+    from pipeline.store import Store
+    config = default.get_config()
+    config.prune.target = "latency"
+    assert stages._latency_config(config.prune, Store(str(tmp_path))).utility == "log"
+    config.prune.latency.utility = "sum"
+    assert stages._latency_config(config.prune, Store(str(tmp_path))).utility == "sum"
 
 
 def dataclass_free_json(table, device):
