@@ -8,9 +8,10 @@ fastest of the timed runs, see ``pipeline.latency_measure``), the rounds
 taken and the MACs removed.
 
 For the default model (the shipped Fashion-MNIST baseline) also: find the
-MACs ratio whose global-L1 pruning measures the same latency (bisection on
-the measured latency ratio), fine-tune both pruned models with the default
-config's fine-tuning recipe, and compare test accuracy. The latency ratio of
+MACs ratio whose global-L1 pruning (``--macs_round_to``) measures the same
+latency (bisection on the measured latency ratio), fine-tune both pruned
+models with the default config's fine-tuning recipe once per ``--seeds``
+seed, and compare test accuracy (mean and each seed). The latency ratio of
 both final models is timed once more, back to back, against the baseline.
 
 Models: ``MobileNetV2`` and ``ResNet50`` at 224x224 with random weights, and
@@ -20,16 +21,22 @@ alpha 0.35 at 64x64, the default model on a 2,000-image subset, one ratio,
 
 The full run builds two 224x224 tables (MobileNetV2 about 3 minutes,
 ResNet50 longer; cached in ``--cache_dir`` for reruns), prunes 9 times and
-fine-tunes the default model 6 times (3 epochs of about 35 s each): expect
-about 40-60 minutes on an idle 2-core machine.
+fine-tunes the default model 6 times per seed (3 epochs of about 35 s each):
+expect about 60-80 minutes with the 2 default seeds on one core.
 
-Usage:
-  taskset -c 1 .venv/bin/python bench/latency_target.py \\
-      --json=bench/results/latency_target.json
+Usage (the runs in BENCHMARKS.md; the two default-model runs side by side, one per core):
+  taskset -c 1 .venv/bin/python bench/latency_target.py --models=MobileNetV2,ResNet50 \\
+      --json=bench/results/latency_target_zoo.json
+  taskset -c 0 .venv/bin/python bench/latency_target.py --models=default --seeds=0,1,2 \\
+      --json=bench/results/latency_target_default.json
+  taskset -c 1 .venv/bin/python bench/latency_target.py --models=default --seeds=0,1,2 \\
+      --macs_round_to=16 --json=bench/results/latency_target_default_macs16.json
   taskset -c 0 .venv/bin/python bench/latency_target.py --quick --json=/tmp/latency_quick.json
 """
 import dataclasses
 import json
+
+import numpy as np
 import os
 import sys
 import tempfile
@@ -48,8 +55,11 @@ flags.DEFINE_list("models", ["MobileNetV2", "ResNet50", "default"], "Models to r
 flags.DEFINE_list("ratios", ["0.3", "0.5", "0.7"], "Fractions of the latency removed.")
 flags.DEFINE_boolean("quick", False, "Smoke run: tiny models, one ratio, a few steps.")
 flags.DEFINE_integer("epochs", 0, "Fine-tuning epochs (0 = the default config's).")
+flags.DEFINE_list("seeds", ["0", "1"], "Fine-tuning seeds (each pair is fine-tuned once per seed).")
+flags.DEFINE_string("utility", "log", "LatencyConfig.utility of the latency target.")
+flags.DEFINE_integer("macs_round_to", 1, "round_to of the MACs-targeted baseline.")
 flags.DEFINE_string("cache_dir", "bench/results/latency_tables", "Latency table cache.")
-flags.DEFINE_string("json", "bench/results/latency_target.json", "Where the records go.")
+flags.DEFINE_string("json", "/tmp/latency_target.json", "Where the records go.")
 FLAGS = flags.FLAGS
 
 MATCH_TOLERANCE = 0.03  # MACs baseline: measured latency ratio within 3% (relative)
@@ -77,9 +87,12 @@ def _model(name):
 def _latency_run(name, model, ratio) -> tuple[dict, object]:
     start = time.time()
     result = pipeline.prune(model, ratio, target="latency",
-                            latency=pipeline.LatencyConfig(cache_dir=FLAGS.cache_dir))
+                            latency=pipeline.LatencyConfig(cache_dir=FLAGS.cache_dir,
+                                                           utility=FLAGS.utility))
     report = result.plan.settings["latency"]
-    record = {"model": name, "ratio": ratio, "budget_ms": report["budget_ms"],
+    widths = [l.output_shape[-1] for l in result.model.layers if l.count_params()]
+    record = {"model": name, "ratio": ratio, "utility": FLAGS.utility, "widths": widths,
+              "budget_ms": report["budget_ms"],
               "full_ms": report["full_ms"], "predicted_ms": report["predicted_ms"],
               "measured_ms": report["measured_ms"], "error": report["error"],
               "rounds": len(report["rounds"]), "macs_removed": result.plan.removed["macs"],
@@ -95,7 +108,8 @@ def _matching_macs(model, measured_ratio) -> tuple[float, object, float]:
         for _ in range(8):
             mid = (lo + hi) / 2 if best else 1 - measured_ratio
             try:
-                pruned = pipeline.prune(model, mid, target="macs", criterion="l1").model
+                pruned = pipeline.prune(model, mid, target="macs", criterion="l1",
+                                        round_to=FLAGS.macs_round_to).model
             except pipeline.TargetError:  # more MACs than min_filters allows: aim lower
                 hi = mid
                 continue
@@ -129,13 +143,19 @@ def _accuracy_pair(record, base, latency_model, datasets, config) -> dict:
                  "macs": timer.compare(macs_model).ratio}
     finally:
         timer.close()
-    tf_keras.utils.set_random_seed(config.seed)
-    tuned_latency = _finetune(latency_model, datasets, config)
-    tf_keras.utils.set_random_seed(config.seed)
-    tuned_macs = _finetune(macs_model, datasets, config)
+    tuned = {"latency_target": [], "macs_target": []}
+    for seed in (int(x) for x in FLAGS.seeds):
+        for key, model in (("latency_target", latency_model), ("macs_target", macs_model)):
+            tf_keras.utils.set_random_seed(seed)
+            copy = tf_keras.models.clone_model(model)
+            copy.set_weights(model.get_weights())
+            tuned[key].append(dict(_finetune(copy, datasets, config), seed=seed))
     return {"macs_ratio_matched": ratio, "macs_latency_ratio": macs_latency,
-            "final_latency_ratio": final, "latency_target": tuned_latency,
-            "macs_target": tuned_macs, "finetune_epochs": config.finetune.epochs}
+            "macs_round_to": FLAGS.macs_round_to,
+            "macs_widths": [l.output_shape[-1] for l in macs_model.layers if l.count_params()],
+            "final_latency_ratio": final, "finetune_epochs": config.finetune.epochs,
+            **{k: dict(runs=v, accuracy=float(np.mean([r["accuracy"] for r in v])))
+               for k, v in tuned.items()}}
 
 
 def _table(records) -> str:
@@ -143,7 +163,9 @@ def _table(records) -> str:
             "| acc. latency-target | acc. MACs-target (same latency) |", "|---" * 9 + "|"]
     for r in records:
         pair = r.get("accuracy") or {}
-        acc = (lambda k: f"{100 * pair[k]['accuracy']:.2f}%" if k in pair else "-")
+        acc = (lambda k: f"{100 * pair[k]['accuracy']:.2f}% ("
+               + "/".join(f"{100 * r['accuracy']:.2f}" for r in pair[k]["runs"]) + ")"
+               if k in pair else "-")
         rows.append(f"| {r['model']} | {r['ratio']:.0%} | {r['budget_ms']:.3f} | "
                     f"{r['measured_ms']:.3f} | {r['error']:.1%} | {r['rounds']} | "
                     f"{r['macs_removed']:.1%} | {acc('latency_target')} | {acc('macs_target')} |")
