@@ -259,6 +259,31 @@ def test_config_utility_reaches_the_allocator(tmp_path):
     assert stages._latency_config(config.prune, Store(str(tmp_path))).utility == "sum"
 
 
+def test_pipeline_prunes_to_a_device_table(tmp_path):
+    """prune.target=latency through the stages: config -> table -> plan.json -> pruned model."""
+    from pipeline import stages
+    from pipeline.store import Store
+    from stages_test import config, datasets, small_cnn
+    model = small_cnn()
+    _, _, _, layers = _setup(model)
+    ms = lambda l, i, o: 1e-3 * i * o  # noqa: E731
+    table = _synthetic(layers, ms, model_ms=1.2 * sum(ms(l, *l.full) for l in layers))
+    path = tmp_path / "phone.json"
+    path.write_text(dataclass_free_json(table, device="phone"))
+    c = config(1)
+    c.prune.target, c.prune.ratio, c.prune.latency.table = "latency", 0.4, str(path)
+    base = stages.Made(model, "baseline.keras", "base-key", {})
+    _, tuned = stages.prune_and_finetune(c, base, datasets(), Store(str(tmp_path / "work")))
+    plan = pipeline.PrunePlan.from_json((tmp_path / "work" / "plan.json").read_text())
+    report = plan.settings["latency"]
+    assert plan.settings["target"] == "latency"
+    assert report["device"] == "phone" and report["utility"] == "log"
+    assert abs(report["predicted_ms"] / report["budget_ms"] - 1) <= 0.05
+    assert tuned.model.count_params() < model.count_params()
+    assert [l.output_shape for l in pipeline.apply_plan(model, plan).layers] == [
+        l.output_shape for l in tuned.model.layers]
+
+
 def dataclass_free_json(table, device):
     body = json.loads(table.to_json())
     body["device"] = device
