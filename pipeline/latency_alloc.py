@@ -12,9 +12,9 @@ channels that go, by default each divided by the channels the group still
 has (``"log"`` utility: each halving of a group costs alike, so the
 cheapest-per-millisecond layers are thinned, not emptied; summing the scores
 plainly, HALP's ``"sum"``, thinned the default model's 32-channel
-full-resolution convs to 8 and lost accuracy, see BENCHMARKS.md). A rung that saves
-nothing is never taken alone, so widths settle where the table shows a
-speed step. Once the prediction meets the target, rungs are given back, most
+full-resolution convs to 8 and lost accuracy, see BENCHMARKS.md). A rung
+that saves nothing is never taken alone, so widths settle where the table
+shows a speed step. Once the prediction meets the target, rungs are given back, most
 importance per millisecond first, while it still does; then *trades* (one
 group a rung wider, another one to three rungs narrower) are taken while they
 keep more importance, or as much (within ``TIE``) and land closer to the

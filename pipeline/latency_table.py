@@ -15,8 +15,9 @@ identical layers share one entry) and stores points ``(c_in, c_out, ms)``:
 
 The grid is coarse: every multiple of the SIMD-friendly :func:`lane_width`
 on narrow axes, else ``grid`` fractions of the axis' prunable range snapped
-to such multiples, plus the full and smallest widths. On this host every point is a one-layer ``.tflite`` timed in
-the edge profile (:mod:`pipeline.latency_measure`); the whole model is timed
+to such multiples, plus the full and smallest widths. On this host every
+point is a one-layer ``.tflite`` timed in the edge profile
+(:mod:`pipeline.latency_measure`); the whole model is timed
 by the allocator, not stored. A table measured on a device is read from JSON
 (the format is :meth:`LatencyTable.to_json`'s, with the whole model's
 ``model_ms`` there; see the README).
