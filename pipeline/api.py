@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping, Sequence
 
-from pipeline import criteria, latency_alloc
+from pipeline import criteria, latency_select
 from pipeline.channels import analyse
 from pipeline.errors import TargetError
 from pipeline.latency_table import LatencyConfig
@@ -40,8 +40,9 @@ def plan_pruning(model, ratio: float, *, target: str = "macs", criterion: str = 
     context = criteria.Context(model=model, data=data, seed=seed)
     scores = criteria.score(analysis, criterion, context)
     if target == "latency":
-        chosen, report = latency_alloc.select_latency(model, analysis, scores, float(ratio), scope,
-                                                      constraints, latency or LatencyConfig())
+        chosen, report = latency_select.select_latency(model, analysis, scores, float(ratio),
+                                                       scope, constraints,
+                                                       latency or LatencyConfig())
     elif latency is not None:
         raise TargetError(f"latency= settings need target='latency', not '{target}'")
     else:
@@ -68,7 +69,7 @@ def prune(model, ratio: float, *, target: str = "macs", criterion: str = "l1",
       target: ``"macs"`` (multiply-accumulates removed), ``"filters"``
         (prunable channels removed, each coupled group counted once) or
         ``"latency"`` (LiteRT latency removed, measured in the 1-thread edge
-        profile or read from a device table; see :mod:`pipeline.latency_alloc`).
+        profile or read from a device table; see :mod:`pipeline.latency_select`).
       criterion: importance criterion name: l1, l2, bn_gamma, fpgm, taylor, random.
       scope: ``"global"`` (one normalised ranking) or ``"layer"`` (same
         fraction per group).

@@ -22,7 +22,7 @@
   ``multi_worker``), ``num_workers`` and ``replicas`` (see
   :mod:`pipeline.distribute`);
 * ``pruned.latency_target``: with ``prune.target=latency``, the budget,
-  predicted and measured latency and each round (:mod:`pipeline.latency_alloc`);
+  predicted and measured latency and each round (:mod:`pipeline.latency_select`);
 * ``plots``: figure name -> PNG path relative to the workdir
   (:mod:`pipeline.plots`), linked from ``report.md``;
 * ``pruned.steps``: per-step ``ratio``, ``plan``, ``keras``, ``macs`` and

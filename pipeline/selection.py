@@ -28,7 +28,7 @@ from pipeline.counting import layer_macs
 from pipeline.errors import TargetError
 
 TARGETS = ("filters", "macs")
-OTHER_TARGETS = ("latency",)  # chosen by pipeline.latency_alloc, not here
+OTHER_TARGETS = ("latency",)  # chosen by pipeline.latency_select, not here
 SCOPES = ("layer", "global")
 TOLERANCE = 0.02
 
