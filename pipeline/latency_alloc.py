@@ -193,20 +193,33 @@ class Allocator:
         first width that fits, can miss.
         """
         best = None
-        for start in (self._top_down, self._bottom_up):
-            rungs, keep, total = start(cost, target_ms)
-            total = self._trade(cost, rungs, keep, total, target_ms)
-            kept = -sum(self.gain[gi][self._removed(gi, r)] for gi, r in enumerate(rungs))
-            key = (total <= target_ms + _EPS, kept, total)
+        for from_floor in (False, True):
+            rungs, total = self._pass(cost, target_ms, from_floor)
+            key = (total <= target_ms + _EPS, self.kept(self.counts(rungs)), total)
             if best is None or _better(key, best[0]):
-                best = (key, list(rungs))
+                best = (key, rungs)
         return self.counts(best[1])
 
-    def _top_down(self, cost, target_ms):
-        """From the full model, narrow while over the target; then give rungs back."""
-        rungs = [0] * len(self.ladders)
+    def kept(self, counts) -> float:
+        """Importance kept by ``counts``: minus what the removed channels are worth."""
+        return -sum(gain[n] for gain, n in zip(self.gain, counts))
+
+    def _pass(self, cost, target_ms, from_floor: bool) -> tuple[list[int], float]:
+        """One greedy pass: rungs and predicted ms.
+
+        From the full model, narrow while over the target (or start with every
+        group at its floor); then give rungs back within the target; then trade.
+        """
+        rungs = [len(ladder) - 1 if from_floor else 0 for ladder in self.ladders]
         keep = self.plan.keep_mask(self.counts(rungs))
         total = cost.total(keep)
+        if not from_floor:
+            total = self._narrow(cost, rungs, keep, total, target_ms)
+        total = self._give_back(cost, rungs, keep, total, target_ms)
+        return rungs, self._trade(cost, rungs, keep, total, target_ms)
+
+    def _narrow(self, cost, rungs, keep, total, target_ms) -> float:
+        """Takes the least-importance-per-ms narrowing while over the target."""
         cache: dict[int, _Move | None] = {}
         while total > target_ms:
             for gi in self.movable:
@@ -219,16 +232,10 @@ class Allocator:
             total += self._apply(move, rungs, keep)
             for gi in cost.neighbours(move.group) | {move.group}:
                 cache.pop(gi, None)
-        return rungs, keep, self._give_back(cost, rungs, keep, total, target_ms)
-
-    def _bottom_up(self, cost, target_ms):
-        """From every group at its floor, widen while within the target."""
-        rungs = [len(ladder) - 1 for ladder in self.ladders]
-        keep = self.plan.keep_mask(self.counts(rungs))
-        total = cost.total(keep)
-        return rungs, keep, self._give_back(cost, rungs, keep, total, target_ms)
+        return total
 
     def _trade(self, cost, rungs, keep, total, target_ms) -> float:
+        """Takes the best trade (see :meth:`_best_trade`) while one is left, up to MAX_TRADES."""
         for _ in range(MAX_TRADES):
             trade = self._best_trade(cost, rungs, keep, total, target_ms)
             if trade is None:

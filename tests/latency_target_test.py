@@ -115,18 +115,13 @@ def test_bad_table_files_raise(tmp_path):
 
 # ----- the allocator (no timing) ---------------------------------------------------------------
 
-def _kept(alloc, counts) -> float:
-    """Importance kept (minus what the removed channels are worth in the utility)."""
-    return -sum(a[c] for a, c in zip(alloc.gain, counts))
-
-
 def _optima(alloc, cost, plan, target):
     """Every allocation within ``target``, most importance kept first (brute force)."""
     found = []
     for rungs in itertools.product(*(range(len(l)) for l in alloc.ladders)):
         counts = alloc.counts(rungs)
         if cost.total(plan.keep_mask(counts)) <= target + 1e-12:
-            found.append((_kept(alloc, counts), list(counts)))
+            found.append((alloc.kept(counts), list(counts)))
     return sorted(found, key=lambda f: -f[0])
 
 
@@ -147,7 +142,7 @@ def test_allocator_is_close_to_the_brute_force_optimum(fraction, utility):
     assert cost.total(plan.keep_mask(got)) <= target + 1e-12
     # Greedy, not exact: at 60% the "log" optimum cuts 8 from each group, which no
     # move of one group (or trade between two) reaches from what the greedy holds.
-    assert _kept(alloc, got) >= 1.25 * best_value
+    assert alloc.kept(got) >= 1.25 * best_value
     # Optima worked out by hand: at 60%, halving conv1 (importance 16) is the only cheap
     # enough choice, conv0's worthless half (0.16) saving too little; at 80% that half is.
     known = {0.6: [0, 16, 0], 0.8: [16, 0, 0]}
@@ -155,7 +150,7 @@ def test_allocator_is_close_to_the_brute_force_optimum(fraction, utility):
         assert best == known[fraction]
         assert list(got) == known[fraction]
     if fraction != 0.6:
-        assert _kept(alloc, got) == pytest.approx(best_value)
+        assert alloc.kept(got) == pytest.approx(best_value)
 
 
 def test_widening_from_the_floor_can_beat_narrowing_from_the_top():
@@ -169,15 +164,12 @@ def test_widening_from_the_floor_can_beat_narrowing_from_the_top():
     table = _synthetic(layers, lambda l, i, o: weight.get(l.name, 0.0) * i * o)
     cost = CostModel(layers, table, analysis)
     target = 0.3 * cost.total(np.ones(analysis.n_ids, bool))
-    kept = {}
-    for start in (alloc._top_down, alloc._bottom_up):
-        rungs, keep, total = start(cost, target)
-        alloc._trade(cost, rungs, keep, total, target)
-        kept[start.__name__] = _kept(alloc, alloc.counts(rungs))
-    assert kept["_bottom_up"] > kept["_top_down"] + 1
+    kept = {from_floor: alloc.kept(alloc.counts(alloc._pass(cost, target, from_floor)[0]))
+            for from_floor in (False, True)}
+    assert kept[True] > kept[False] + 1
     got = alloc.allocate(cost, target)
     assert cost.total(plan.keep_mask(got)) <= target + 1e-12
-    assert _kept(alloc, got) == pytest.approx(kept["_bottom_up"])
+    assert alloc.kept(got) == pytest.approx(kept[True])
 
 
 def test_log_utility_thins_the_costly_layer_without_emptying_it():
