@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 import models
-from pipeline import criteria, data, distribute, export
+from pipeline import criteria, data, distribute, export, latency_alloc
 from pipeline.errors import PruningError
 from pipeline.train import OPTIMIZERS, Recipe
 
@@ -78,13 +78,15 @@ def check(config) -> None:
 
 
 def _check_latency(config) -> None:
-    """``prune.latency``: a readable device table, a tolerance, one prune step."""
+    """``prune.latency``: a readable device table, a tolerance, a utility, one prune step."""
     settings = config.prune.get("latency")
     if config.prune.target != "latency" or settings is None:
         return
     _in_range("prune.latency.tolerance", settings.tolerance, 0.0, 1.0, closed_high=False)
     _positive("prune.latency.tolerance", settings.tolerance)
     _at_least("prune.latency.max_iterations", settings.max_iterations, 1)
+    if "utility" in settings:
+        _one_of("prune.latency.utility", settings.utility, tuple(latency_alloc.UTILITIES))
     if settings.table and not os.path.isfile(settings.table):
         raise ConfigError(f"config.prune.latency.table={settings.table!r}: file not found; pass a "
                           "table JSON measured on the device, or '' to measure on this host")

@@ -55,7 +55,7 @@ class LatencyReport:
     predicted_full_ms: float
     rounds: tuple[Round, ...]
     chosen: int
-    utility: str = "log"
+    utility: str
 
     @property
     def kept(self) -> Round:

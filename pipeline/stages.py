@@ -259,11 +259,9 @@ def _latency_config(p, store: Store):
     if p.target != "latency":
         return None
     settings = p.get("latency") or {}
-    return api.LatencyConfig(cache_dir=store.path("latency_tables"),
-                             table=settings.get("table", ""),
-                             tolerance=settings.get("tolerance", 0.05),
-                             max_iterations=settings.get("max_iterations", 4),
-                             utility=settings.get("utility", "log"))
+    given = {k: settings[k] for k in ("table", "tolerance", "max_iterations", "utility")
+             if k in settings}  # the rest: LatencyConfig's defaults
+    return api.LatencyConfig(cache_dir=store.path("latency_tables"), **given)
 
 
 def finetune(config, pruned: Made, base: Made, datasets: data.Datasets, store: Store, *,

@@ -240,17 +240,6 @@ def test_device_table_gives_one_predicted_round(tmp_path):
     assert "latency" in result.plan.removed
 
 
-def test_config_utility_reaches_the_allocator(tmp_path):
-    from configs import default
-    from pipeline import stages
-    from pipeline.store import Store
-    config = default.get_config()
-    config.prune.target = "latency"
-    assert stages._latency_config(config.prune, Store(str(tmp_path))).utility == "log"
-    config.prune.latency.utility = "sum"
-    assert stages._latency_config(config.prune, Store(str(tmp_path))).utility == "sum"
-
-
 def test_pipeline_prunes_to_a_device_table(tmp_path):
     """prune.target=latency through the stages: config -> table -> plan.json -> pruned model."""
     from pipeline import stages
@@ -349,7 +338,13 @@ def test_config_selects_latency_target_with_workdir_cache(tmp_path):
     config_check.check(config)
     latency = stages._latency_config(config.prune, Store(str(tmp_path)))
     assert latency.cache_dir == str(tmp_path / "latency_tables")
-    assert latency.tolerance == 0.05 and latency.table == ""
+    assert latency.tolerance == 0.05 and latency.table == "" and latency.utility == "log"
+    config.prune.latency.utility = "sum"
+    assert stages._latency_config(config.prune, Store(str(tmp_path))).utility == "sum"
+    config.prune.latency.utility = "max"
+    with pytest.raises(config_check.ConfigError, match="utility='max' is not one of: sum, log"):
+        config_check.check(config)
+    config.prune.latency.utility = "log"
     config.finetune.iterations = 2
     with pytest.raises(config_check.ConfigError, match="iterations"):
         config_check.check(config)
