@@ -35,12 +35,12 @@ Usage (the runs in BENCHMARKS.md; the two default-model runs side by side, one p
 """
 import dataclasses
 import json
-
-import numpy as np
 import os
 import sys
 import tempfile
 import time
+
+import numpy as np
 
 from absl import app, flags, logging
 
@@ -90,14 +90,19 @@ def _latency_run(name, model, ratio) -> tuple[dict, object]:
                             latency=pipeline.LatencyConfig(cache_dir=FLAGS.cache_dir,
                                                            utility=FLAGS.utility))
     report = result.plan.settings["latency"]
-    widths = [l.output_shape[-1] for l in result.model.layers if l.count_params()]
-    record = {"model": name, "ratio": ratio, "utility": FLAGS.utility, "widths": widths,
+    record = {"model": name, "ratio": ratio, "utility": FLAGS.utility,
+              "widths": _widths(result.model),
               "budget_ms": report["budget_ms"],
               "full_ms": report["full_ms"], "predicted_ms": report["predicted_ms"],
               "measured_ms": report["measured_ms"], "error": report["error"],
               "rounds": len(report["rounds"]), "macs_removed": result.plan.removed["macs"],
               "latency_removed": result.plan.removed["latency"], "seconds": time.time() - start}
     return record, result.model
+
+
+def _widths(model) -> list[int]:
+    """Output channels of every layer with weights (batch norms included), in order."""
+    return [l.output_shape[-1] for l in model.layers if l.count_params()]
 
 
 def _matching_macs(model, measured_ratio) -> tuple[float, object, float]:
@@ -152,7 +157,7 @@ def _accuracy_pair(record, base, latency_model, datasets, config) -> dict:
             tuned[key].append(dict(_finetune(copy, datasets, config), seed=seed))
     return {"macs_ratio_matched": ratio, "macs_latency_ratio": macs_latency,
             "macs_round_to": FLAGS.macs_round_to,
-            "macs_widths": [l.output_shape[-1] for l in macs_model.layers if l.count_params()],
+            "macs_widths": _widths(macs_model),
             "final_latency_ratio": final, "finetune_epochs": config.finetune.epochs,
             **{k: dict(runs=v, accuracy=float(np.mean([r["accuracy"] for r in v])))
                for k, v in tuned.items()}}
@@ -164,7 +169,7 @@ def _table(records) -> str:
     for r in records:
         pair = r.get("accuracy") or {}
         acc = (lambda k: f"{100 * pair[k]['accuracy']:.2f}% ("
-               + "/".join(f"{100 * r['accuracy']:.2f}" for r in pair[k]["runs"]) + ")"
+               + "/".join(f"{100 * run['accuracy']:.2f}" for run in pair[k]["runs"]) + ")"
                if k in pair else "-")
         rows.append(f"| {r['model']} | {r['ratio']:.0%} | {r['budget_ms']:.3f} | "
                     f"{r['measured_ms']:.3f} | {r['error']:.1%} | {r['rounds']} | "
