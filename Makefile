@@ -29,7 +29,7 @@ test-fast: setup
 	$(PY) -m pytest tests -m "not slow"
 
 test-zoo: setup
-	$(PY) -m pytest tests/zoo_test.py -m slow
+	$(PY) -m pytest tests/integration/zoo_test.py -m slow
 
 # The default job: prune the shipped Fashion-MNIST baseline by 50% of MACs, fine-tune, export, report.
 demo: setup

@@ -28,7 +28,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import pipeline  # noqa: E402  (first: selects tf_keras)
 import tf_keras  # noqa: E402
 from configs import default  # noqa: E402
-from pipeline import atomic, stages, train  # noqa: E402
+from pipeline import atomic  # noqa: E402
+from pipeline.run import stages
+from pipeline.training import fit as train
 
 # (name, scope, criterion, distill): every criterion under global scope, the
 # scope comparison under L1, and distillation on both L1 scopes.

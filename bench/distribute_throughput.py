@@ -3,7 +3,7 @@
 Each run starts N worker processes on loopback ports (one ``TF_CONFIG`` each,
 CPU only). Every worker loads the shipped VGG baseline, prunes 50% of its
 MACs (global L1, as the default config) and fine-tunes it with the
-pipeline's recipe and strategy code (:meth:`pipeline.distribute.Cluster.clone`,
+pipeline's recipe and strategy code (:meth:`pipeline.training.distribute.Cluster.clone`,
 global batch ``--batch_size`` split over the workers): one warm-up epoch,
 then ``--epochs`` timed epochs of ``--steps`` steps. The chief prints the
 images per second of the timed epochs (global batch x steps / seconds).
@@ -48,13 +48,14 @@ sys.path.insert(0, ROOT)  # configs/ and models/ live beside pipeline/
 
 def _child():
     import pipeline
-    from pipeline import distribute
+    from pipeline.training import distribute
 
     cluster = distribute.setup("multi_worker")  # first, before other TensorFlow ops
     import tf_keras
     import models
     from configs import default
-    from pipeline import data, train
+    from pipeline.data import datasets as data
+    from pipeline.training import fit as train
 
     config = default.get_config()
     ds = data.make_datasets("fashion_mnist", batch_size=FLAGS.batch_size, val_split=0.0,
@@ -115,7 +116,7 @@ def _run(workers: int) -> dict:
               ("steps", "epochs", "batch_size", "width")]
     procs, logs = [], [tempfile.TemporaryFile("w+") for _ in range(workers)]
     for i in range(workers):
-        # The format of pipeline.distribute.tf_config, without loading TensorFlow here.
+        # The format of pipeline.training.distribute.tf_config, without loading TensorFlow here.
         tf_config = json.dumps({"cluster": {"worker": ports},
                                 "task": {"type": "worker", "index": i}})
         env = dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CONFIG=tf_config)

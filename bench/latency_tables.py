@@ -18,7 +18,7 @@ Models: ``MobileNetV2`` and ``ResNet50`` (tf_keras.applications, 224x224,
 random weights: latency does not depend on the values, except for the sparse
 formats, whose zeros come from magnitude pruning of those random weights) and
 ``default`` (the shipped Fashion-MNIST VGG baseline). The timing is
-:func:`pipeline.benchmark.compare`: all of a model's files loaded together and
+:func:`pipeline.litert.ab.compare`: all of a model's files loaded together and
 run round-robin, ``--repeats`` independent repeats, 1-thread runs pinned to one
 CPU. Every ``.tflite`` goes to ``--outdir`` and is reused by a later run with
 the same settings (``--convert_only`` builds them without timing), so the
@@ -44,7 +44,11 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_model_optimization as tfmot  # noqa: E402
 import tf_keras  # noqa: E402
 from configs import default  # noqa: E402
-from pipeline import atomic, benchmark, export, profile, sparsity  # noqa: E402
+from pipeline import atomic  # noqa: E402
+from pipeline.litert import ab as benchmark
+from pipeline.export import variants as export
+from pipeline.litert import timing as profile
+from pipeline.export import sparse as sparsity
 from pipeline.api import plan_pruning  # noqa: E402
 
 TABLES = ("macs", "unstructured", "sparse")

@@ -4,7 +4,7 @@ For each model and each ratio (fraction of the measured latency removed):
 prune with ``target="latency"`` (the per-layer table is cached in
 ``--cache_dir``, so the first ratio of a model pays for it) and record the
 budget, the predicted and the measured latency (1 thread, pinned, XNNPACK;
-fastest of the timed runs, see ``pipeline.latency_measure``), the rounds
+fastest of the timed runs, see ``pipeline.latency.measure``), the rounds
 taken and the MACs removed.
 
 For the default model (the shipped Fashion-MNIST baseline) also: find the
@@ -49,7 +49,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import pipeline  # noqa: E402  (first: selects tf_keras)
 import tf_keras  # noqa: E402
 from configs import default  # noqa: E402
-from pipeline import atomic, latency_measure, stages, train  # noqa: E402
+from pipeline import atomic  # noqa: E402
+from pipeline.latency import measure as latency_measure
+from pipeline.run import stages
+from pipeline.training import fit as train
 
 flags.DEFINE_list("models", ["MobileNetV2", "ResNet50", "default"], "Models to run.")
 flags.DEFINE_list("ratios", ["0.3", "0.5", "0.7"], "Fractions of the latency removed.")

@@ -131,7 +131,7 @@ def get_config(arg=None):
     c.finetune.temperature = 4.0
     c.finetune.alpha = 0.5  # weight of the distillation term
     # Prune-then-fine-tune steps; their MAC (or filter) ratios compound to prune.ratio,
-    # each step fine-tuning finetune.epochs (see pipeline.stages.prune_and_finetune).
+    # each step fine-tuning finetune.epochs (see pipeline.run.stages.prune_and_finetune).
     c.finetune.iterations = 1
 
     # Validation accuracy with each prunable group narrowed alone, no fine-tuning.
@@ -141,7 +141,7 @@ def get_config(arg=None):
     c.sensitivity.max_batches = 0  # validation batches read per point (0 = the whole split)
 
     c.export = ml_collections.ConfigDict()
-    # See pipeline.export.variant_names(); every file is verified against its Keras model.
+    # See pipeline.export.variants.variant_names(); every file is verified against its Keras model.
     # A tuple, so that it can be overridden: --config.export.variants="('pruned_fp32',)".
     c.export.variants = ("baseline_fp32", "pruned_fp32", "pruned_int8", "pruned_2of4",
                          "pruned_block_fc")

@@ -10,16 +10,16 @@ Example:
   >>> print(result.plan.summary_table())
 """
 from pipeline import _env  # noqa: F401  (must run before TensorFlow is imported)
-from pipeline import handlers
+from pipeline.pruning import handlers
 from pipeline.api import PruneResult, apply_plan, plan_pruning, prune
-from pipeline.channels import analyse
-from pipeline.counting import count_macs, count_params
-from pipeline.criteria import criterion_names, register_criterion
+from pipeline.pruning.channels import analyse
+from pipeline.pruning.counting import count_macs, count_params
+from pipeline.pruning.criteria import criterion_names, register_criterion
 from pipeline.errors import (PlanError, PruningError, RegistryError, TargetError,
                              UnsupportedLayerError, UnsupportedModelError)
-from pipeline.handlers import register_handler
-from pipeline.latency_table import LatencyConfig
-from pipeline.plan import PrunePlan
+from pipeline.pruning.handlers import register_handler
+from pipeline.latency.table import LatencyConfig
+from pipeline.pruning.plan import PrunePlan
 
 __all__ = [
     "prune", "plan_pruning", "apply_plan", "PruneResult", "PrunePlan", "analyse",

@@ -4,13 +4,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping, Sequence
 
-from pipeline import criteria, latency_select
-from pipeline.channels import analyse
+from pipeline.pruning import criteria
+from pipeline.latency import refine as latency_select
+from pipeline.pruning.channels import analyse
 from pipeline.errors import TargetError
-from pipeline.latency_table import LatencyConfig
-from pipeline.plan import PrunePlan, check_fits, make_plan
-from pipeline.rebuild import rebuild
-from pipeline.selection import Constraints, select
+from pipeline.latency.table import LatencyConfig
+from pipeline.pruning.plan import PrunePlan, check_fits, make_plan
+from pipeline.pruning.rebuild import rebuild
+from pipeline.pruning.selection import Constraints, select
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +70,7 @@ def prune(model, ratio: float, *, target: str = "macs", criterion: str = "l1",
       target: ``"macs"`` (multiply-accumulates removed), ``"filters"``
         (prunable channels removed, each coupled group counted once) or
         ``"latency"`` (LiteRT latency removed, measured in the 1-thread edge
-        profile or read from a device table; see :mod:`pipeline.latency_select`).
+        profile or read from a device table; see :mod:`pipeline.latency.refine`).
       criterion: importance criterion name: l1, l2, bn_gamma, fpgm, taylor, random.
       scope: ``"global"`` (one normalised ranking) or ``"layer"`` (same
         fraction per group).

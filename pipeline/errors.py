@@ -2,11 +2,27 @@
 
 Every error is a ``ValueError`` subclass so callers that only want "bad input"
 can catch one type; each message names the layer, file or value and the fix.
+
+Library code speaks Python: a message names the function argument to change
+(``data_dir=...``), and the error carries that name in ``argument``. The run
+layer, which knows which config key feeds which argument, rewrites the name
+into its ``--config.`` spelling (:func:`pipeline.run.config_errors.spelled`);
+no library module mentions a config key.
 """
+from __future__ import annotations
 
 
 class PruningError(ValueError):
-    """Base class of every error this package raises on bad input."""
+    """Base class of every error this package raises on bad input.
+
+    Args:
+      message: what is wrong and the fix, naming the Python argument.
+      argument: that argument's name (for example ``"data_dir"``), or None.
+    """
+
+    def __init__(self, message: str = "", *, argument: str | None = None):
+        super().__init__(message)
+        self.argument = argument
 
 
 class UnsupportedModelError(PruningError):

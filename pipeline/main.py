@@ -14,7 +14,7 @@ finished stages and the last epoch's checkpoint: rerun to resume.
 
 ``--config.distribute=multi_worker`` trains across the processes named in
 ``TF_CONFIG`` (every worker runs the same command; only the chief writes the
-workdir); see :mod:`pipeline.distribute` and the README.
+workdir); see :mod:`pipeline.training.distribute` and the README.
 """
 from __future__ import annotations
 
@@ -30,7 +30,11 @@ from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from pipeline import config_check, distribute, guard, preflight, stages
+from pipeline.run import config_check
+from pipeline.training import distribute
+from pipeline.run import signals as guard
+from pipeline.run import preflight
+from pipeline.run import stages
 from pipeline.errors import PruningError
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -39,7 +43,7 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for every artifact of the run.")
 _RESTART = flags.DEFINE_bool("restart", False, "Redo every stage, ignoring finished outputs.")
 # Required, but checked in parse_flags rather than by absl's validator: tests and tools
-# parse absl's global flags in the same process (pipeline.cli), where a required
+# parse absl's global flags in the same process (pipeline.run.cli), where a required
 # validator of this module would fail them.
 _REQUIRED = ("config", "workdir")
 
@@ -51,7 +55,7 @@ def run_pipeline(config, workdir: str, restart: bool = False) -> dict:
     Raises:
       PruningError: a bad config value, missing data, an unprunable model, an
         unwritable workdir... (checked before any stage runs, see
-        :mod:`pipeline.preflight`); ``guard.DiskFullError`` when the disk fills up.
+        :mod:`pipeline.run.preflight`); ``guard.DiskFullError`` when the disk fills up.
 
     Example:
       >>> from configs import default

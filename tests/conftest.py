@@ -15,7 +15,7 @@ def _seed():
 @pytest.fixture(scope="session")
 def tiny_data():
     """5,000 Fashion-MNIST training images (10% validation), 200 test images, batches of 32."""
-    from pipeline import data
+    from pipeline.data import datasets as data
     return data.make_datasets("fashion_mnist", batch_size=32, val_split=0.1, subset=5000,
                               test_subset=200, seed=0)
 
@@ -29,7 +29,7 @@ def tiny_classifier(tiny_data):
     here, int8 flipped the top-1 class of 2.0% of validation images without it
     (near-ties) and 0.4% with it, against the 99% agreement the export demands.
     """
-    from pipeline import train
+    from pipeline.training import fit as train
     import tf_keras
     layers = tf_keras.layers
     tf_keras.utils.set_random_seed(0)

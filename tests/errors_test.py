@@ -4,7 +4,7 @@ import pytest
 import tf_keras
 
 import pipeline
-from pipeline.handlers import passthrough
+from pipeline.pruning.handlers import passthrough
 
 L = tf_keras.layers
 

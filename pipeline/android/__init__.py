@@ -1,0 +1,1 @@
+"""Android tooling: benchmark_model through adb and its log parser."""

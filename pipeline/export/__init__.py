@@ -1,0 +1,1 @@
+"""TFLite export: variants, quantisation, sparsity-aware fine-tunes, file checks, metadata."""

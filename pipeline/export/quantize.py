@@ -1,0 +1,99 @@
+"""Full-integer post-training quantization: int8 weights and activations, uint8 or int8 I/O.
+
+The converter calibrates activation ranges on a representative dataset of
+training images (never test images). The input's quantization follows the
+calibration range: with images in [0, 1] that reach both ends, a uint8
+input gets scale 1/255 and zero point 0, so a camera frame's raw pixels go
+in unchanged; :func:`convert_int8` checks that, because the mobile metadata
+(:mod:`pipeline.export.mobile`) promises it.
+
+Example:
+  >>> data = lambda: ([image[None]] for image in calibration_images)
+  >>> tflite_bytes = convert_int8(model, data, input_type="uint8")
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import numpy as np
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
+
+from pipeline.errors import PruningError
+
+INPUT_TYPES = {"uint8": tf.uint8, "int8": tf.int8}
+# Zero point of an input whose real range is [0, 1], per input type.
+_ZERO_POINT = {"uint8": 0, "int8": -128}
+
+
+class QuantizeError(PruningError):
+    """Integer conversion failed, or its input quantization is not the promised one."""
+
+
+def convert_int8(model, representative: Callable[[], Iterable], input_type: str = "uint8") -> bytes:
+    """Converts ``model`` to a fully integer ``.tflite`` (builtin int8 ops only).
+
+    Args:
+      model: a tf_keras model taking float images in [0, 1].
+      representative: a generator function yielding ``[batch_of_1]`` lists of
+        training images, as ``TFLiteConverter.representative_dataset`` expects.
+      input_type: ``"uint8"`` (what the TFLite Task Library feeds) or ``"int8"``;
+        the output gets the same type.
+
+    Returns:
+      The ``.tflite`` bytes.
+
+    Raises:
+      QuantizeError: unknown ``input_type``, an op with no int8 kernel, or an
+        input quantization other than real = pixel / 255.
+    """
+    if input_type not in INPUT_TYPES:
+        raise QuantizeError(f"export.int8_input must be one of {sorted(INPUT_TYPES)}, "
+                            f"got {input_type!r}")
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = INPUT_TYPES[input_type]
+    converter.inference_output_type = INPUT_TYPES[input_type]
+    try:
+        result = converter.convert()
+    except Exception as e:  # the converter raises ConverterError, RuntimeError or ValueError
+        raise QuantizeError(f"full-integer conversion of {model.name} failed: {e}") from e
+    check_input_quantization(result, input_type)
+    return result
+
+
+def check_input_quantization(tflite: bytes, input_type: str, rtol: float = 0.01) -> tuple:
+    """Returns the input's ``(scale, zero_point)`` after checking it maps pixels to pixel/255.
+
+    Raises:
+      QuantizeError: the scale is off 1/255 by more than ``rtol`` or the zero
+        point differs; the calibration images do not span [0, 1].
+    """
+    (detail,) = Interpreter(model_content=tflite).get_input_details()
+    scale, zero_point = detail["quantization"]
+    if abs(scale * 255.0 - 1.0) > rtol or zero_point != _ZERO_POINT[input_type]:
+        raise QuantizeError(
+            f"the {input_type} input got scale {scale:.6g} and zero point {zero_point}, not "
+            f"1/255 and {_ZERO_POINT[input_type]}: the calibration images do not span [0, 1], "
+            "so raw camera pixels would be mis-scaled; raise export.calibration_samples")
+    return float(scale), int(zero_point)
+
+
+def quantize_images(images: np.ndarray, detail: dict) -> np.ndarray:
+    """Float images -> the input tensor's dtype, with its own scale and zero point."""
+    dtype = detail["dtype"]
+    if np.issubdtype(dtype, np.floating):
+        return images.astype(dtype)
+    scale, zero_point = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(images / scale + zero_point), info.min, info.max).astype(dtype)
+
+
+def dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
+    """An output tensor back to float32 with its scale and zero point (floats pass through)."""
+    if np.issubdtype(values.dtype, np.floating):
+        return values.astype(np.float32)
+    scale, zero_point = detail["quantization"]
+    return (values.astype(np.float32) - zero_point) * scale

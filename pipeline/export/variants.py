@@ -1,0 +1,293 @@
+"""Export variants: how a Keras model becomes a ``.tflite`` file, looked up by name.
+
+A variant names its source model (``"baseline"`` or ``"pruned"``), an
+optional ``prepare(model, context) -> Prepared`` step (a sparsity-aware
+fine-tune of a copy, say) and a converter ``convert(model, context) -> bytes``.
+The export stage (:func:`pipeline.run.stages.export_variants`) puts the prepared
+model behind an RGB front (:mod:`pipeline.export.mobile`), converts it, adds the
+metadata, verifies the file against the prepared Keras model
+(:mod:`pipeline.export.parity`) and runs the variant's ``check(path)`` on it.
+
+Built in:
+
+* ``baseline_fp32``, ``pruned_fp32``: plain float32 conversion;
+* ``pruned_int8``: full-integer quantization (:mod:`pipeline.export.quantize`),
+  uint8 or int8 input per ``ExportContext.int8_input``;
+* ``pruned_2of4``: 2:4 sparsity-aware fine-tune, ``EXPERIMENTAL_SPARSITY``,
+  the 2:4 pattern checked in the written file (:mod:`pipeline.export.sparse`);
+* ``pruned_block_fc``: 1x4 block-sparse Dense kernels, stored so TFLite's
+  block-sparse FULLY_CONNECTED kernel runs, checked in the written file.
+
+Example:
+  >>> @register_variant("pruned_fp16", source="pruned")
+  ... def fp16(model, context):
+  ...     converter = tf.lite.TFLiteConverter.from_keras_model(model)
+  ...     converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  ...     converter.target_spec.supported_types = [tf.float16]
+  ...     return converter.convert()
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import numpy as np
+import tensorflow as tf
+
+from pipeline import atomic
+from pipeline.export import mobile
+from pipeline.export import quantize
+from pipeline.export import sparse as sparsity
+from pipeline.export import parity as verify
+from pipeline.errors import PruningError, RegistryError
+from pipeline.registry import Registry
+
+SOURCES = ("baseline", "pruned")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportContext:
+    """What a variant may use besides the model.
+
+    Attributes:
+      calibration: unbatched ``(image, label)`` training examples, preprocessed.
+      samples: how many of them a representative dataset should yield.
+      int8_input: input (and output) type of integer variants: uint8 or int8.
+      train: repeating ``(images, labels)`` training batches (sparse fine-tunes).
+      steps_per_epoch: training batches per epoch.
+      sparse: the sparse fine-tune's :class:`pipeline.export.sparse.SparseRecipe`.
+    """
+
+    calibration: Any = None
+    samples: int = 200
+    int8_input: str = "uint8"
+    train: Any = None
+    steps_per_epoch: int = 0
+    sparse: sparsity.SparseRecipe = sparsity.SparseRecipe()
+
+    def representative_dataset(self):
+        """Yields ``[image_batch_of_1]`` lists, as ``TFLiteConverter`` expects."""
+        if self.calibration is None:
+            raise PruningError("this export variant needs calibration data; none was given")
+        for image, _ in self.calibration.take(self.samples):
+            yield [tf.expand_dims(image, 0)]
+
+    def representative_for(self, model) -> Callable:
+        """:meth:`representative_dataset` with gray images repeated to an RGB model's input."""
+        channels = model.input_shape[-1]
+
+        def generate():
+            for (image,) in self.representative_dataset():
+                if image.shape[-1] != channels:
+                    image = tf.repeat(image, channels, axis=-1)
+                yield [image]
+        return generate
+
+    def need_train(self, name: str) -> None:
+        if self.train is None or not (self.sparse.steps or self.steps_per_epoch):
+            raise PruningError(f"export variant '{name}' fine-tunes and needs training data; "
+                               "none was given")
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """A variant's Keras model before conversion, with notes for the report."""
+
+    model: Any
+    notes: tuple[str, ...] = ()
+    sparse_layers: tuple[str, ...] = ()  # layers the preparation made sparse
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """A registered export variant."""
+
+    name: str
+    source: str
+    convert: Callable[[Any, ExportContext], bytes]
+    version: int = 1  # bump when the converter's output changes, so stamps expire
+    prepare: Callable[[Any, ExportContext], Prepared] | None = None
+    check: Callable[[str, Prepared], list[str]] | None = None  # on the written file; raises
+    reference: str = ""  # the dense variant its size and latency are compared with
+
+
+_VARIANTS: Registry[Variant] = Registry("export variant")
+
+
+def register_variant(name: str, source: str, version: int = 1, prepare=None, check=None,
+                     reference: str = ""):
+    """Decorator registering ``convert(model, context) -> tflite bytes`` as ``name``.
+
+    Args:
+      name: the variant's name, used in ``export.variants`` and file names.
+      source: ``"baseline"`` or ``"pruned"``: which Keras model it converts.
+      version: bump when the converter changes, so cached exports are redone.
+      prepare: optional ``prepare(model, context) -> Prepared``, run before
+        conversion (it must not change ``model``; work on a copy).
+      check: optional ``check(path, prepared) -> list of notes``, run on the
+        written file; it raises when the file is wrong.
+      reference: a dense variant to compare size and latency with in the report.
+
+    Raises:
+      RegistryError: ``name`` is taken or ``source`` is unknown.
+    """
+    if source not in SOURCES:
+        raise RegistryError(f"variant '{name}': source must be one of {SOURCES}, got {source!r}")
+
+    def decorate(fn):
+        _VARIANTS.add(name, Variant(name, source, fn, version, prepare, check, reference))
+        return fn
+    return decorate
+
+
+def get_variant(name: str) -> Variant:
+    """The variant registered as ``name``.
+
+    Raises:
+      RegistryError: unknown name; the message lists the valid ones.
+    """
+    return _VARIANTS.get(name)
+
+
+def variant_names() -> list[str]:
+    return _VARIANTS.names()
+
+
+def convert_fp32(model, context: ExportContext) -> bytes:
+    """Plain float32 conversion, no optimizations."""
+    del context
+    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
+def convert_sparse(model, context: ExportContext) -> bytes:
+    """Float32 with ``EXPERIMENTAL_SPARSITY``: sparse weights stored in a sparse format."""
+    del context
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+    return converter.convert()
+
+
+def convert_int8(model, context: ExportContext) -> bytes:
+    """Full-integer quantization calibrated on ``context``'s training images."""
+    return quantize.convert_int8(model, context.representative_for(model), context.int8_input)
+
+
+def _sparse_prepare(mode: str, name: str):
+    def prepare(model, context: ExportContext) -> Prepared:
+        context.need_train(name)
+        tuned = sparsity.finetune_sparse(model, mode, context.sparse, context.train,
+                                         context.steps_per_epoch)
+        by_reason: dict[str, list[str]] = {}
+        for layer, why in tuned.skipped.items():
+            by_reason.setdefault(why, []).append(layer)
+        skipped = "; ".join(f"{', '.join(layers)}: {why}" for why, layers in by_reason.items())
+        if tuned.pruned:
+            notes = (f"{mode}: sparse fine-tune ({context.sparse.epochs} epoch(s) of "
+                     f"{context.sparse.steps or context.steps_per_epoch} steps) of "
+                     f"{', '.join(tuned.pruned)}",)
+        else:
+            notes = (f"{mode}: no layer is eligible, so this file is the source model "
+                     "converted with EXPERIMENTAL_SPARSITY, not sparse",)
+        if skipped:
+            notes += (f"left dense (not eligible): {skipped}",)
+        # Image inputs (1 or 3 channels) are not the pruner's to round.
+        if any("not a multiple of" in why and not why.startswith(("1 ", "3 "))
+               for why in by_reason):
+            notes += ("channel counts that are not multiples of 4 rule layers out: prune with "
+                      "--config.prune.round_to=4 to make those layers eligible",)
+        return Prepared(tuned.model, notes, tuned.pruned)
+    return prepare
+
+
+def _check_2of4(path: str, prepared: Prepared) -> list[str]:
+    found = sparsity.check_2of4(path)
+    # Counted, not matched by name: a kernel with a BatchNorm folded in is named after the BN.
+    if len(found.eligible) < len(prepared.sparse_layers):
+        raise sparsity.SparsityError(
+            f"{path}: {len(prepared.sparse_layers)} layers were fine-tuned 2:4 "
+            f"({', '.join(prepared.sparse_layers)}) but only {len(found.eligible)} kernels of "
+            "the file are eligible for the check")
+    zeros = f"; eligible kernels {np.mean(list(found.eligible.values())):.0%} zeros" if (
+        found.eligible) else ""
+    return [f"2:4 verified in the file: {found.summary()}{zeros}"]
+
+
+def _check_block_fc(path: str, prepared: Prepared) -> list[str]:
+    found = sparsity.check_block_fc(path, require=bool(prepared.sparse_layers))
+    blocks = ", ".join(f"{sparsity.short_name(k)} {v:.0%} zero blocks"
+                       for k, v in found.eligible.items())
+    dense = "; ".join(f"{sparsity.short_name(k)}: {v}" for k, v in found.not_eligible.items())
+    return [f"1x4 block-sparse FULLY_CONNECTED verified in the file: {blocks or 'none'}"
+            + (f"; dense: {dense}" if dense else "")]
+
+
+register_variant("baseline_fp32", source="baseline")(convert_fp32)
+register_variant("pruned_fp32", source="pruned")(convert_fp32)
+register_variant("pruned_int8", source="pruned", reference="pruned_fp32")(convert_int8)
+register_variant("pruned_2of4", source="pruned", prepare=_sparse_prepare("2of4", "pruned_2of4"),
+                 check=_check_2of4, reference="pruned_fp32")(convert_sparse)
+register_variant("pruned_block_fc", source="pruned",
+                 prepare=_sparse_prepare("block_fc", "pruned_block_fc"), check=_check_block_fc,
+                 reference="pruned_fp32")(convert_sparse)
+
+
+@dataclasses.dataclass(frozen=True)
+class Checks:
+    """How a written file is verified (see :mod:`pipeline.export.parity`).
+
+    Attributes:
+      images: float [0, 1] validation images shaped like the Keras model's input.
+      rtol: float variants' tolerance, relative to the largest Keras output.
+      min_agreement: integer variants' minimum top-1 agreement.
+    """
+
+    images: Any
+    rtol: float = 1e-4
+    min_agreement: float = 0.99
+
+
+def export_variant(variant: Variant, model, context: ExportContext, path: str,
+                   labels_path: str, info, checks: Checks) -> tuple[Any, dict]:
+    """Prepares, converts, adds metadata, writes and verifies one variant.
+
+    The file is written to a temporary name beside ``path``, verified there
+    (parity with the prepared Keras model, then the variant's own check) and
+    only then moved to ``path``: a variant that fails leaves no file behind.
+
+    Args:
+      variant: the registered :class:`Variant`.
+      model: its source Keras model (left unchanged).
+      context: the :class:`ExportContext`.
+      path: where the ``.tflite`` goes.
+      labels_path: the labels file to pack into the metadata.
+      info: the :class:`pipeline.export.mobile.ModelInfo` of the metadata.
+      checks: the :class:`Checks`.
+
+    Returns:
+      ``(keras_model, record)``: the Keras model the file was converted from
+      (the prepared one) and ``{"parity": {...}, "notes": [...]}``.
+
+    Raises:
+      PruningError: preparation, conversion, metadata or a check failed; the
+        message names the variant.
+    """
+    prepared = variant.prepare(model, context) if variant.prepare else Prepared(model)
+    shipped = mobile.add_metadata(variant.convert(mobile.with_rgb_front(prepared.model), context),
+                                  labels_path, info)
+    with atomic.path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(shipped)
+        parity = verify.verify_parity(tmp, prepared.model, checks.images, variant.name,
+                                      checks.rtol, checks.min_agreement)
+        try:
+            checked = variant.check(tmp, prepared) if variant.check else []
+        except PruningError as e:
+            raise type(e)(f"variant '{variant.name}': {e}".replace(tmp, path)) from e
+    notes = list(prepared.notes) + [_parity_note(parity)] + list(checked)
+    return prepared.model, {"parity": parity, "notes": notes}
+
+
+def _parity_note(parity: dict) -> str:
+    return (f"verified on {parity['examples']} validation images ({parity['input_dtype']} "
+            f"input): max output difference {parity['max_abs_diff']:.2g} "
+            f"(relative {parity['max_rel_diff']:.2g}), top-1 agreement {parity['agreement']:.1%}")

@@ -1,0 +1,1 @@
+"""Pruning to a latency budget: per-layer tables, allocation, measure-and-refine."""

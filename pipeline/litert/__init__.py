@@ -1,0 +1,1 @@
+"""Running .tflite files with LiteRT: timing, accuracy, A/B benchmarks."""

@@ -1,0 +1,1 @@
+"""The pruning library: graph reading, channel groups, criteria, selection, plans, rebuild."""

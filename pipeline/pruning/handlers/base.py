@@ -1,0 +1,158 @@
+"""The handler interface and the registry that maps layer classes to handlers.
+
+A handler describes one Keras layer class to the pruner, in three parts:
+
+* ``trace``: how channel ids flow from the layer's inputs to its outputs. A
+  producer (Conv2D, Dense...) mints fresh ids; a per-channel layer passes them
+  through; a coupler (Add) unifies its inputs; Concatenate joins them.
+* ``weight_axes``: which axis of which weight carries which channel. The same
+  declaration drives importance scoring and the physical slicing at rebuild.
+* ``edit_config`` and ``macs``: the narrower layer's config, and its
+  multiply-accumulates for given channel counts.
+
+Channel ids are integer numpy arrays, one entry per position of a tensor's
+last (channel) axis; a position may repeat an id (Flatten tiles them,
+depth_multiplier repeats them). The tracer passed to ``trace`` offers
+``fresh(n, owner)``, ``fresh_blocked(n)``, ``unify(a, b)`` and ``block(ids)``.
+
+Register a handler for your own layer with :func:`register_handler`; most
+custom layers fit :func:`pipeline.pruning.handlers.per_channel` or
+:func:`pipeline.pruning.handlers.passthrough`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable
+
+import numpy as np
+
+from pipeline.errors import RegistryError, UnsupportedLayerError
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class WeightAxis:
+    """One axis of one weight whose entries belong to channels.
+
+    Attributes:
+      weight: the weight's short name (``"kernel"``, ``"gamma"``...).
+      axis: the axis of that weight indexed by ``ids``.
+      ids: channel id of each entry along ``axis``.
+      role: ``"out"`` (a filter the layer produces), ``"in"`` (a consumer's
+        input slice) or ``"channel"`` (a per-channel parameter).
+      scored: whether importance criteria read it (statistics such as BN's
+        moving mean are sliced but never scored).
+      tags: free labels criteria may select on (``"bn_scale"`` for
+        network slimming).
+    """
+
+    weight: str
+    axis: int
+    ids: np.ndarray
+    role: str
+    scored: bool = True
+    tags: frozenset = frozenset()
+
+    def with_ids(self, ids: np.ndarray) -> "WeightAxis":
+        return dataclasses.replace(self, ids=ids)
+
+
+class Handler:
+    """Default behaviour: no weights, no MACs, config unchanged."""
+
+    def trace(self, node, ins: list[np.ndarray], tracer) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def weight_axes(self, node, ins, outs) -> list[WeightAxis]:
+        del node, ins, outs
+        return []
+
+    def edit_config(self, config: dict, node, in_counts, out_counts) -> None:
+        """Edits ``config`` in place for the kept channel counts."""
+        del config, node, in_counts, out_counts
+
+    def macs(self, node, n_in: int, n_out: int) -> int:
+        """Multiply-accumulates of one call with ``n_in``/``n_out`` channels."""
+        del node, n_in, n_out
+        return 0
+
+
+_REGISTRY: dict[type, Handler] = {}
+
+
+def register_handler(layer_class: type, handler: Handler, *, replace: bool = False) -> None:
+    """Registers ``handler`` for exactly ``layer_class`` (subclasses are not implied).
+
+    Args:
+      layer_class: a tf_keras layer class.
+      handler: a :class:`Handler` instance.
+      replace: allow overriding an existing registration (tests, plug-ins).
+
+    Raises:
+      RegistryError: the class already has a handler and ``replace`` is False.
+
+    Example:
+      >>> import pipeline, tf_keras
+      >>> class Scale(tf_keras.layers.Layer): ...
+      >>> pipeline.register_handler(Scale, pipeline.pruning.handlers.per_channel(("gamma",)))
+    """
+    if not isinstance(handler, Handler):
+        raise RegistryError(f"handler for {layer_class.__name__} must be a Handler, got "
+                            f"{type(handler).__name__}")
+    if layer_class in _REGISTRY and not replace:
+        raise RegistryError(
+            f"{layer_class.__module__}.{layer_class.__name__} already has a handler "
+            f"({type(_REGISTRY[layer_class]).__name__}); pass replace=True to override it")
+    _REGISTRY[layer_class] = handler
+
+
+def register_all(classes: Iterable[type], handler: Handler) -> None:
+    for cls in classes:
+        register_handler(cls, handler)
+
+
+def find_handler(layer_class: type) -> Handler | None:
+    """The handler registered for exactly ``layer_class``, or None."""
+    return _REGISTRY.get(layer_class)
+
+
+def get_handler(node) -> Handler:
+    """The handler for a graph node's layer.
+
+    Raises:
+      UnsupportedLayerError: naming the layer, its class and the two fixes.
+    """
+    handler = _REGISTRY.get(type(node.layer))
+    if handler is None:
+        cls = type(node.layer)
+        raise UnsupportedLayerError(
+            f"layer '{node.name}' has class {cls.__module__}.{cls.__name__}, which has no "
+            "channel handler: register one with pipeline.register_handler("
+            f"{cls.__name__}, pipeline.pruning.handlers.per_channel(...) or passthrough()), or keep the "
+            f"layer and its channels intact with ignore=['{node.name}']")
+    return handler
+
+
+def registered_classes() -> list[type]:
+    return list(_REGISTRY)
+
+
+def short_name(variable) -> str:
+    """A weight's name without its layer scope and ``:0`` suffix (``"kernel"``)."""
+    return variable.name.split("/")[-1].split(":")[0]
+
+
+def channels(shape: tuple) -> int:
+    """Length of the channel (last) axis of a static shape; 1 for scalars."""
+    if not shape:
+        return 1
+    if shape[-1] is None:
+        raise UnsupportedLayerError(f"a tensor of shape {shape} has an unknown channel count")
+    return int(shape[-1])
+
+
+def spatial(shape: tuple) -> int:
+    """Product of the non-channel axes of a static shape (unknown axes count as 1)."""
+    size = 1
+    for dim in shape[:-1]:
+        size *= int(dim) if dim is not None else 1
+    return size

@@ -1,0 +1,1 @@
+"""The run layer: the only code that reads a ConfigDict (config check, stages, report)."""

@@ -1,0 +1,123 @@
+"""Checks a pipeline config's values before any stage runs.
+
+``config_flags`` already rejects unknown keys and wrong types; this module
+rejects values out of range or names that no registry knows, with one line
+that names the key, the value and what is allowed.
+
+Example:
+  >>> from configs import default
+  >>> check(default.get_config())  # raises ConfigError on a bad value
+"""
+from __future__ import annotations
+
+import os
+
+import models
+from pipeline.pruning import criteria
+from pipeline.data import datasets as data
+from pipeline.training import distribute
+from pipeline.export import variants as export
+from pipeline.latency import allocate as latency_alloc
+from pipeline.errors import PruningError
+from pipeline.training.fit import OPTIMIZERS, Recipe
+
+TARGETS = ("macs", "filters", "latency")
+SCOPES = ("global", "layer")
+
+
+class ConfigError(PruningError):
+    """A config value is out of range or unknown."""
+
+
+def check(config) -> None:
+    """Raises :class:`ConfigError` on the first bad value of ``config``."""
+    _one_of("distribute", config.distribute, distribute.names())
+    if not config.model.path:
+        _one_of("model.name", config.model.name, models.names())
+    _one_of("data.name", config.data.name, data.loader_names())
+    _one_of("prune.target", config.prune.target, TARGETS)
+    _one_of("prune.scope", config.prune.scope, SCOPES)
+    _one_of("prune.criterion", config.prune.criterion, criteria.criterion_names())
+    for section in ("train", "finetune"):
+        _one_of(f"{section}.optimizer", config[section].optimizer, OPTIMIZERS)
+        _at_least(f"{section}.epochs", config[section].epochs, 0)
+        _positive(f"{section}.lr", config[section].lr)
+        try:
+            Recipe.from_config(config[section])
+        except PruningError as e:
+            raise ConfigError(f"config.{section}: {e}") from e
+    for name in config.export.variants:
+        _one_of("export.variants", name, export.variant_names())
+    if len(set(config.export.variants)) != len(config.export.variants):
+        raise ConfigError(f"export.variants lists a name twice: {list(config.export.variants)}")
+    _one_of("export.int8_input", config.export.int8_input, ("uint8", "int8"))
+    _at_least("export.calibration_samples", config.export.calibration_samples, 1)
+    _at_least("export.sparse_epochs", config.export.sparse_epochs, 1)
+    _at_least("export.sparse_steps", config.export.sparse_steps, 0)
+    _positive("export.sparse_lr", config.export.sparse_lr)
+    _in_range("export.block_sparsity", config.export.block_sparsity, 0.0, 1.0, closed_high=False)
+    _at_least("export.verify_examples", config.export.verify_examples, 1)
+    _positive("export.float_rtol", config.export.float_rtol)
+    _in_range("export.int8_min_agreement", config.export.int8_min_agreement, 0.0, 1.0)
+    _in_range("prune.ratio", config.prune.ratio, 0.0, 1.0, closed_high=False)
+    _in_range("data.val_split", config.data.val_split, 0.0, 1.0, closed_high=False)
+    _in_range("finetune.alpha", config.finetune.alpha, 0.0, 1.0)
+    _positive("finetune.temperature", config.finetune.temperature)
+    _at_least("prune.round_to", config.prune.round_to, 1)
+    _at_least("finetune.iterations", config.finetune.iterations, 1)
+    _check_latency(config)
+    _at_least("sensitivity.max_batches", config.sensitivity.max_batches, 0)
+    for ratio in config.sensitivity.ratios:
+        if not 0 < ratio < 1:
+            raise ConfigError(f"config.sensitivity.ratios holds {ratio!r}; each must be in (0, 1)")
+    _at_least("prune.min_filters", config.prune.min_filters, 1)
+    _at_least("train.batch_size", config.train.batch_size, 1)
+    _at_least("model.input_size", config.model.input_size, 1)
+    _positive("model.width", config.model.width)
+    _in_range("model.dropout", config.model.dropout, 0.0, 1.0, closed_high=False)
+    _one_of("model.channels", config.model.channels, (0, 1, 3))
+    for key in ("data.subset", "data.test_subset", "data.shift"):
+        section, name = key.split(".")
+        _at_least(key, config[section][name], 0)
+
+
+def _check_latency(config) -> None:
+    """``prune.latency``: a readable device table, a tolerance, a utility, one prune step."""
+    settings = config.prune.get("latency")
+    if config.prune.target != "latency" or settings is None:
+        return
+    _in_range("prune.latency.tolerance", settings.tolerance, 0.0, 1.0, closed_high=False)
+    _positive("prune.latency.tolerance", settings.tolerance)
+    _at_least("prune.latency.max_iterations", settings.max_iterations, 1)
+    if "utility" in settings:
+        _one_of("prune.latency.utility", settings.utility, tuple(latency_alloc.UTILITIES))
+    if settings.table and not os.path.isfile(settings.table):
+        raise ConfigError(f"config.prune.latency.table={settings.table!r}: file not found; pass a "
+                          "table JSON measured on the device, or '' to measure on this host")
+    if config.finetune.iterations > 1:
+        raise ConfigError(f"config.finetune.iterations={config.finetune.iterations} with "
+                          "prune.target=latency: iterative latency pruning is not supported; "
+                          "set finetune.iterations=1")
+
+
+def _one_of(key, value, allowed) -> None:
+    if value not in allowed:
+        shown = ", ".join(str(a) for a in allowed)
+        raise ConfigError(f"config.{key}={value!r} is not one of: {shown}")
+
+
+def _in_range(key, value, low, high, closed_high=True) -> None:
+    ok = low <= value <= high if closed_high else low <= value < high
+    if not ok:
+        bracket = "]" if closed_high else ")"
+        raise ConfigError(f"config.{key}={value!r} must be in [{low}, {high}{bracket}")
+
+
+def _at_least(key, value, low) -> None:
+    if value < low:
+        raise ConfigError(f"config.{key}={value!r} must be >= {low}")
+
+
+def _positive(key, value) -> None:
+    if not value > 0:
+        raise ConfigError(f"config.{key}={value!r} must be > 0")

@@ -1,0 +1,100 @@
+"""Checks that the run can succeed before any stage trains or writes an artifact.
+
+``config_check`` has already vetted the config's values; this module checks
+what they point at: the workdir can be created and written, ``model.path``
+is a loadable functional model whose input and classes match the data, the
+model has prunable layers that the pruner can follow, and the pruning
+target is reachable under ``min_filters``, ``round_to`` and ``ignore``. The
+untrained architecture stands in when the baseline is trained, so a bad
+target fails in seconds, not after the baseline's epochs.
+
+Example:
+  >>> from pipeline import preflight
+  >>> preflight.check_workdir("/tmp/run")
+  >>> preflight.check_model(config, datasets)  # raises a PruningError subclass
+"""
+from __future__ import annotations
+
+import os
+
+import models
+from pipeline import api
+from pipeline.run import model_file
+from pipeline.pruning.channels import analyse
+from pipeline.data.datasets import DataError
+from pipeline.errors import UnsupportedModelError, WorkdirError
+
+_PROBE = ".write-probe"
+
+
+def check_workdir(workdir: str) -> None:
+    """Creates ``workdir`` and writes (then removes) a probe file in it.
+
+    Raises:
+      WorkdirError: the directory cannot be created or written.
+    """
+    path = os.path.abspath(workdir)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise WorkdirError(f"cannot create workdir {path}: {e.strerror or e}; pass a "
+                           "--workdir that can be created (its parent must be a writable "
+                           "directory)") from e
+    probe = os.path.join(path, _PROBE)
+    try:
+        with open(probe, "wb") as f:
+            f.write(b"ok")
+        os.remove(probe)
+    except OSError as e:
+        raise WorkdirError(f"cannot write in workdir {path}: {e.strerror or e}; fix its "
+                           "permissions or free space, or pass another --workdir") from e
+
+
+def check_model(config, datasets) -> None:
+    """Loads or builds the model to prune and checks it against the data and the target.
+
+    Raises:
+      ModelFileError: ``model.path`` is missing, empty, not a model or damaged.
+      UnsupportedModelError: subclassed, shared layer, or nothing to prune.
+      UnsupportedLayerError: a layer class without a handler.
+      DataError: the model's input or classes do not match the data.
+      TargetError: the pruning target is unreachable under the constraints.
+    """
+    path = config.model.path
+    if path:
+        model = model_file.load(path)
+    else:
+        model = models.build(config.model.name, datasets.input_shape, datasets.num_classes,
+                             width=config.model.width, dropout=config.model.dropout)
+    where = path or f"model.name={config.model.name!r}"
+    p = config.prune
+    analysis = analyse(model, tuple(p.ignore))  # refuses subclassed models, shared layers
+    _check_matches_data(model, datasets, where)
+    if not analysis.groups:
+        raise UnsupportedModelError(
+            f"{where} has no prunable layer (no Conv or Dense layer whose output channels "
+            f"can be removed{', with ignore=' + repr(list(p.ignore)) if p.ignore else ''}); "
+            "prune a model with hidden Conv/Dense layers or shorten prune.ignore")
+    _check_reachable(model, p, config.seed)
+
+
+def _check_matches_data(model, datasets, where: str) -> None:
+    have = tuple(model.input_shape[1:])
+    if have != tuple(datasets.input_shape):
+        raise DataError(f"{where} takes inputs {have} but the data yields "
+                        f"{tuple(datasets.input_shape)}; set config.model.input_size/channels "
+                        "to match the model")
+    outputs = model.output_shape[-1]
+    if outputs != datasets.num_classes:
+        raise DataError(f"{where} has {outputs} output classes but the data has "
+                        f"{datasets.num_classes} ({', '.join(datasets.class_names[:5])}...); "
+                        "use data with the model's classes or a model trained on this data")
+
+
+def _check_reachable(model, p, seed: int) -> None:
+    """A dry-run plan (by L1: reachability depends on the constraints, not the scores)."""
+    if p.target not in ("macs", "filters"):  # other targets need measurements: checked later
+        return
+    api.plan_pruning(model, p.ratio, target=p.target, criterion="l1", scope=p.scope,
+                     round_to=p.round_to, min_filters=p.min_filters, ignore=tuple(p.ignore),
+                     seed=seed)

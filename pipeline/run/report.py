@@ -1,0 +1,154 @@
+"""The run's report: ``report.json`` (machine-readable) and ``report.md`` (a table).
+
+``report.json`` keys:
+
+* ``config``: the full config of the run;
+* ``baseline``: the Keras baseline (``keras`` path, test ``accuracy``,
+  ``macs``, ``params``, ``source``, ``seconds``);
+* ``pruned``: the pruned model before (``accuracy_before_finetune``) and
+  after fine-tuning, its ``plan`` and the fractions ``removed``;
+* ``variants``: one entry per export variant: ``name``, ``tflite`` (path
+  relative to the workdir), ``keras`` (the model it was converted from),
+  ``macs``, ``params``, ``size_bytes``, ``accuracy`` (LiteRT, test split)
+  and ``latency_ms`` (``{"<threads>": {"p50", "p90", "mean"}}``, empty when
+  latency profiling is off), ``parity`` (the export's check against the
+  Keras model: ``examples``, ``input_dtype``, ``max_abs_diff``,
+  ``max_rel_diff``, ``agreement``) and ``notes`` (what was verified, which
+  layers were not eligible for sparsity and why, and measured size, latency
+  and accuracy against the dense reference variant, including "no faster");
+* ``sensitivity``: ``sensitivity.json`` when the scan ran (validation
+  accuracy per group and ratio, see :mod:`pipeline.pruning.sensitivity`);
+* ``distribute``: how training ran: ``strategy`` (``none``, ``mirrored`` or
+  ``multi_worker``), ``num_workers`` and ``replicas`` (see
+  :mod:`pipeline.training.distribute`);
+* ``pruned.latency_target``: with ``prune.target=latency``, the budget,
+  predicted and measured latency and each round (:mod:`pipeline.latency.refine`);
+* ``plots``: figure name -> PNG path relative to the workdir
+  (:mod:`pipeline.run.plots`), linked from ``report.md``;
+* ``pruned.steps``: per-step ``ratio``, ``plan``, ``keras``, ``macs`` and
+  accuracies before and after fine-tuning (iterative pruning, one entry per
+  step).
+"""
+from __future__ import annotations
+
+import os
+
+
+def build(config, base, pruned, tuned, exported, evaluations: dict, workdir: str) -> dict:
+    """Assembles the report from the stages' outputs (see the module doc for keys)."""
+    variants = []
+    for item in exported:
+        result = evaluations[item.name]
+        variants.append({
+            "name": item.name, "source": item.source, "tflite": item.path,
+            "keras": item.record["keras"], "macs": item.record["macs"],
+            "params": item.record["params"],
+            "size_bytes": os.path.getsize(os.path.join(workdir, item.path)),
+            "accuracy": result["accuracy"], "latency_ms": result.get("latency_ms", {}),
+            "parity": item.record.get("parity", {}),
+            "notes": list(item.record.get("notes", [])) + list(result.get("notes", [])),
+        })
+    return {
+        "config": config.to_dict(),
+        "baseline": {"keras": base.path, **_summary(base.record)},
+        "pruned": {"keras": tuned.path, "plan": "plan.json", **_summary(tuned.record),
+                   "accuracy_before_finetune": pruned.record["accuracy"],
+                   "removed": pruned.record.get("removed", {}),
+                   "finetune_epochs": tuned.record.get("epochs", 0),
+                   "steps": pruned.record.get("steps", []),
+                   "latency_target": (pruned.plan.settings.get("latency")
+                                      if pruned.plan is not None else None)},
+        "variants": variants,
+    }
+
+
+def _summary(record: dict) -> dict:
+    keys = ("accuracy", "macs", "params", "seconds", "source", "epochs")
+    return {k: record[k] for k in keys if k in record}
+
+
+def latency_line(target: dict) -> str:
+    """One line on a ``prune.target=latency`` run: budget, predicted and measured, where."""
+    measured = (f"measured {target['measured_ms']:.3f} ms" if target.get("measured")
+                else "not measured (device table)")
+    return (f"Latency target: budget {target['budget_ms']:.3f} ms ({1 - target['ratio']:.0%} of "
+            f"{target['full_ms']:.3f} ms, 1 thread, {target['device']}), predicted "
+            f"{target['predicted_ms']:.3f} ms, {measured}, {len(target['rounds'])} round(s).")
+
+
+def markdown(report: dict) -> str:
+    """A markdown table of the variants, headed by the baseline and pruned accuracies."""
+    base, pruned = report["baseline"], report["pruned"]
+    lines = [
+        "# Pruning report",
+        "",
+        f"Baseline (Keras): test accuracy {base['accuracy']:.4f}, {_si(base['macs'])} MACs, "
+        f"{_si(base['params'])} params.",
+        f"Pruned (Keras{_in_steps(pruned)}): test accuracy "
+        f"{pruned['accuracy_before_finetune']:.4f} before and "
+        f"{pruned['accuracy']:.4f} after {pruned['finetune_epochs']} fine-tuning epochs"
+        f"{' in all' if len(pruned.get('steps', [])) > 1 else ''}, "
+        f"{_si(pruned['macs'])} MACs, {_si(pruned['params'])} params.",
+        *([latency_line(pruned["latency_target"])] if pruned.get("latency_target") else []),
+        "",
+        "| variant | accuracy | MACs | params | size | latency p50 (ms) | file |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for v in report["variants"]:
+        latency = ", ".join(f"{t} thr {s['p50']:.3f}" for t, s in sorted(v["latency_ms"].items()))
+        lines.append(f"| {v['name']} | {v['accuracy']:.4f} | {_si(v['macs'])} | "
+                     f"{_si(v['params'])} | {v['size_bytes'] / 1024:.1f} KiB | "
+                     f"{latency or '-'} | {v['tflite']} |")
+    lines += _notes(report["variants"])
+    lines += _steps(pruned.get("steps", [])) + _plots(report.get("plots", {}))
+    return "\n".join(lines) + "\n"
+
+
+def _notes(variants: list) -> list[str]:
+    """Per-variant notes: verification, sparsity checks, measured gains (or their absence)."""
+    lines = []
+    for v in variants:
+        if v.get("notes"):
+            lines += ["", f"**{v['name']}**", ""] + [f"- {note}" for note in v["notes"]]
+    return ["", "## Variant notes"] + lines if lines else []
+
+
+def _in_steps(pruned: dict) -> str:
+    steps = len(pruned.get("steps", []))
+    return f", {steps} steps; 'before' is before the last step's fine-tuning" if steps > 1 else ""
+
+
+def _steps(steps: list) -> list[str]:
+    """A table of the iterative pruning steps (none for a single step)."""
+    if len(steps) < 2:
+        return []
+    lines = ["", "| step | ratio of the step's input | MACs | accuracy before fine-tuning | "
+             "after | plan |", "| ---: | ---: | ---: | ---: | ---: | --- |"]
+    for s in steps:
+        lines.append(f"| {s['step']} | {s['ratio']:.1%} | {_si(s['macs'])} | "
+                     f"{s['accuracy_before_finetune']:.4f} | {s['accuracy']:.4f} | {s['plan']} |")
+    return lines
+
+
+_PLOT_TITLES = {
+    "accuracy_vs_macs": "Accuracy against MACs (Pareto front ringed)",
+    "accuracy_vs_latency": "Accuracy against latency, 1 thread p50 (Pareto front ringed)",
+    "channels": "Channels per layer before and after pruning",
+    "sensitivity": "Sensitivity: validation accuracy with one group pruned",
+}
+
+
+def _plots(plots: dict) -> list[str]:
+    """Markdown image links, relative to the workdir where report.md lives."""
+    lines = []
+    for name, path in plots.items():
+        title = _PLOT_TITLES.get(name, name)
+        lines += ["", f"## {title}", "", f"![{title}]({path})"]
+    return lines
+
+
+def _si(n: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return str(n)

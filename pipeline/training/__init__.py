@@ -1,0 +1,1 @@
+"""Training and fine-tuning: fit, distillation, tf.distribute."""

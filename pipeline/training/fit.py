@@ -1,0 +1,205 @@
+"""Baseline training and fine-tuning with Keras ``fit``.
+
+One :class:`Recipe` describes both: optimizer (SGD with Nesterov momentum,
+Adam or AdamW), a cosine learning-rate schedule with optional linear warm-up,
+epochs, and early stopping on validation accuracy. :func:`fit` checkpoints
+every epoch into ``directory/checkpoint`` (``BackupAndRestore``: a killed
+run resumes from its last finished epoch, optimizer state and schedule
+included, and the checkpoint is deleted once ``fit`` completes) and writes
+TensorBoard logs to ``directory/tensorboard``. Passing ``teacher`` distils
+from it (:mod:`pipeline.training.distill`). Under a ``tf.distribute`` strategy
+(:func:`pipeline.training.distribute.active`) the model (and teacher) are copied into
+the strategy's scope, trained there with ``train.batch_size`` as the global
+batch, and the trained weights copied back (see :mod:`pipeline.training.distribute`
+for the learning-rate rule and which worker writes what).
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import os
+import time
+from typing import Any
+
+import tensorflow as tf
+import tf_keras
+from absl import logging
+
+from pipeline.training import distribute
+from pipeline.training.distill import Distiller, outputs_probabilities
+from pipeline.errors import PruningError
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How to train.
+
+    Attributes:
+      epochs: passes over the training split (0: no training).
+      lr: peak learning rate.
+      optimizer: ``sgd`` (Nesterov momentum), ``adam`` or ``adamw``.
+      momentum: SGD momentum.
+      weight_decay: decoupled weight decay (0: none).
+      warmup_epochs: linear warm-up before the cosine decay.
+      patience: stop after this many epochs without a better validation
+        accuracy and restore the best weights (0: never stop early).
+      label_smoothing: of the cross-entropy targets.
+      jit_compile: compile training steps with XLA.
+    """
+
+    epochs: int = 1
+    lr: float = 0.05
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    warmup_epochs: float = 0.0
+    patience: int = 0
+    label_smoothing: float = 0.0
+    jit_compile: bool = False
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise PruningError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.epochs < 0 or self.lr <= 0 or self.patience < 0 or self.weight_decay < 0:
+            raise PruningError(f"recipe needs epochs >= 0, lr > 0, patience >= 0, "
+                               f"weight_decay >= 0; got {self}")
+        if not 0 <= self.warmup_epochs <= self.epochs or not 0 <= self.label_smoothing < 1:
+            raise PruningError(f"recipe needs 0 <= warmup_epochs <= epochs and label_smoothing "
+                               f"in [0, 1); got {self}")
+
+    @classmethod
+    def from_config(cls, config) -> "Recipe":
+        """The recipe from a config section; keys it does not know are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in dict(config).items() if k in names})
+
+
+@dataclasses.dataclass(frozen=True)
+class FitResult:
+    """What :func:`fit` made.
+
+    Attributes:
+      model: the trained model.
+      history: per-epoch logs of this call (after a resume: the resumed epochs only).
+      epochs: epochs completed in all, counting those before a resume.
+      seconds: time spent in this call.
+    """
+
+    model: Any
+    history: dict
+    epochs: int
+    seconds: float
+
+
+def fit(model, datasets, recipe: Recipe, directory: str, *, teacher=None,
+        temperature: float = 4.0, alpha: float = 0.5, verbose: int = 2) -> FitResult:
+    """Trains ``model`` in place on ``datasets.train``, validating on ``datasets.val``.
+
+    Args:
+      model: a functional tf_keras classifier (softmax or logits output).
+      datasets: a :class:`pipeline.data.datasets.Datasets`.
+      recipe: the :class:`Recipe`.
+      directory: where checkpoints and TensorBoard logs go (created).
+      teacher: a model to distil from, or None.
+      temperature: distillation temperature.
+      alpha: weight of the distillation term (0: labels only, 1: teacher only).
+      verbose: Keras ``fit`` verbosity.
+
+    Returns:
+      A :class:`FitResult`; ``result.model`` is ``model``, trained.
+
+    Raises:
+      PruningError: bad recipe or distillation settings.
+
+    Example:
+      >>> result = fit(models.build("vgg", (28, 28, 1), 10), ds, Recipe(epochs=1), "/tmp/run")
+    """
+    os.makedirs(directory, exist_ok=True)
+    start = time.time()
+    if recipe.epochs == 0:
+        compile_model(model, recipe, datasets.steps_per_epoch)
+        return FitResult(model, {}, 0, 0.0)
+    cluster = distribute.current()
+    student = cluster.replicate(model)  # built in the strategy's scope, chief's weights
+    with cluster.scope():
+        trainee = student
+        if teacher is not None:
+            trainee = Distiller(student, cluster.replicate(teacher), temperature, alpha)
+        compile_model(trainee, recipe, datasets.steps_per_epoch,
+                      probabilities=outputs_probabilities(model))
+    has_val = datasets.sizes.get("val", 0) > 0
+    logs = cluster.write_dir(directory)
+    callbacks = [
+        tf_keras.callbacks.BackupAndRestore(os.path.join(directory, "checkpoint")),
+        tf_keras.callbacks.CSVLogger(os.path.join(logs, "history.csv"), append=True),
+    ]
+    if importlib.util.find_spec("tensorboard") is not None:
+        callbacks.append(tf_keras.callbacks.TensorBoard(
+            os.path.join(logs, "tensorboard"), write_graph=False, profile_batch=0))
+    else:
+        logging.log_first_n(logging.WARNING, "tensorboard is not installed: no TensorBoard "
+                            "logs, only %s", 1, os.path.join(logs, "history.csv"))
+    if recipe.patience and has_val:
+        callbacks.append(tf_keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", mode="max", patience=recipe.patience,
+            restore_best_weights=True))
+    history = trainee.fit(datasets.train, epochs=recipe.epochs,
+                          steps_per_epoch=datasets.steps_per_epoch,
+                          validation_data=datasets.val if has_val else None,
+                          callbacks=callbacks, verbose=verbose)
+    cluster.discard(logs)
+    if student is not model:
+        model.set_weights(student.get_weights())
+    if trainee is not model:  # keep the student compiled for plain evaluate()
+        compile_model(model, recipe, datasets.steps_per_epoch)
+    seconds = time.time() - start
+    logging.info("fit: %d epochs in %.0f s", len(history.epoch), seconds)
+    return FitResult(model, {k: [float(v) for v in vs] for k, vs in history.history.items()},
+                     history.epoch[-1] + 1 if history.epoch else 0, seconds)
+
+
+def compile_model(model, recipe: Recipe, steps_per_epoch: int, probabilities: bool | None = None):
+    """Compiles ``model`` with the recipe's optimizer, schedule, loss and accuracy metric."""
+    if probabilities is None:
+        probabilities = outputs_probabilities(model)
+    loss = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=not probabilities)
+    if recipe.label_smoothing:
+        loss = _smoothed_loss(recipe.label_smoothing, probabilities)
+    model.compile(optimizer=make_optimizer(recipe, steps_per_epoch), loss=loss,
+                  metrics=[tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                  jit_compile=recipe.jit_compile)
+    return model
+
+
+def make_optimizer(recipe: Recipe, steps_per_epoch: int):
+    """The recipe's optimizer with a (warm-up then) cosine schedule over all steps."""
+    total = max(1, int(recipe.epochs * steps_per_epoch))
+    warmup = int(recipe.warmup_epochs * steps_per_epoch)
+    schedule = tf_keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else recipe.lr, decay_steps=max(1, total - warmup),
+        warmup_target=recipe.lr if warmup else None, warmup_steps=warmup)
+    decay = recipe.weight_decay or None
+    if recipe.optimizer == "sgd":
+        return tf_keras.optimizers.SGD(schedule, momentum=recipe.momentum, nesterov=True,
+                                       weight_decay=decay)
+    if recipe.optimizer == "adamw":
+        return tf_keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay)
+    return tf_keras.optimizers.Adam(schedule, weight_decay=decay)
+
+
+def _smoothed_loss(smoothing: float, probabilities: bool):
+    dense = tf_keras.losses.CategoricalCrossentropy(from_logits=not probabilities,
+                                                    label_smoothing=smoothing)
+
+    def loss(y_true, y_pred):
+        labels = tf.cast(tf.reshape(y_true, [-1]), tf.int32)
+        return dense(tf.one_hot(labels, tf.shape(y_pred)[-1]), y_pred)
+    return loss
+
+
+def evaluate(model, dataset) -> dict:
+    """``{"accuracy": ..., "loss": ...}`` of a compiled ``model`` on ``dataset``."""
+    values = model.evaluate(dataset, verbose=0, return_dict=True)
+    return {k: float(v) for k, v in values.items()}

@@ -1,0 +1,105 @@
+"""The variant registry and each variant exported end to end on a small model.
+
+Each variant: conversion behind the RGB front, metadata, parity with its Keras
+model on validation images, and its own check on the written file.
+"""
+import numpy as np
+import pytest
+from ai_edge_litert.interpreter import Interpreter
+
+from pipeline.litert import accuracy as evaluate
+from pipeline.export import variants as export
+from pipeline.export import mobile
+from pipeline.export import sparse as sparsity
+from pipeline.export import parity as verify
+from pipeline.errors import PruningError, RegistryError
+
+VARIANTS = ("baseline_fp32", "pruned_fp32", "pruned_int8", "pruned_2of4", "pruned_block_fc")
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_data, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("export")
+    labels = mobile.write_labels(str(directory / "labels.txt"), tiny_data.class_names)
+    context = export.ExportContext(
+        calibration=tiny_data.calibration, samples=100, train=tiny_data.train,
+        steps_per_epoch=tiny_data.steps_per_epoch, sparse=sparsity.SparseRecipe(steps=4))
+    images = np.concatenate([x.numpy() for x, _ in tiny_data.val])  # all 500: int8 flips a few near-ties
+    return directory, labels, context, export.Checks(images)
+
+
+def test_registry_holds_the_five_variants():
+    assert set(VARIANTS) <= set(export.variant_names())
+    assert export.get_variant("pruned_2of4").reference == "pruned_fp32"
+    with pytest.raises(RegistryError, match="already registered"):
+        export.register_variant("pruned_fp32", source="pruned")(export.convert_fp32)
+    with pytest.raises(RegistryError, match="choose one of: .*pruned_int8"):
+        export.get_variant("pruned_int4")
+    with pytest.raises(RegistryError, match="source must be one of"):
+        export.register_variant("x", source="teacher")
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_each_variant_is_exported_and_verified(name, setup, tiny_classifier, tiny_data):
+    directory, labels, context, checks = setup
+    path = str(directory / f"{name}.tflite")
+    model, record = export.export_variant(export.get_variant(name), tiny_classifier, context,
+                                          path, labels, mobile.ModelInfo(name), checks)
+    (inp,) = Interpreter(model_path=path).get_input_details()
+    integer = name == "pruned_int8"
+    assert list(inp["shape"]) == [1, 28, 28, 3]
+    assert inp["dtype"] == (np.uint8 if integer else np.float32)
+    parity = record["parity"]
+    assert parity["examples"] == 500
+    if integer:
+        assert parity["agreement"] >= 0.99
+    else:
+        assert parity["max_rel_diff"] <= 1e-4 and parity["agreement"] == 1.0
+    meta = mobile.read_metadata(path)
+    assert meta["metadata"]["name"] == name
+    assert meta["files"]["labels.txt"].splitlines() == list(tiny_data.class_names)
+    sparse = name in ("pruned_2of4", "pruned_block_fc")
+    assert (model is not tiny_classifier) == sparse  # sparse variants fine-tune a copy
+    if name == "pruned_2of4":
+        assert any("2:4 verified in the file" in n for n in record["notes"])
+        assert any("block1_conv1: 1 input channel" in n for n in record["notes"])
+        sparsity.check_2of4(path)  # on the file as shipped, metadata included
+    if name == "pruned_block_fc":
+        assert any("1x4 block-sparse FULLY_CONNECTED verified" in n for n in record["notes"])
+    accuracy = evaluate.tflite_accuracy(path, tiny_data.test)["accuracy"]
+    assert accuracy > 0.5  # LiteRT on the test split, through the RGB front
+
+
+def test_a_failed_parity_check_names_the_variant_and_leaves_no_file(setup, tiny_classifier):
+    directory, labels, context, checks = setup
+
+    def wrong(model, context):  # converts a different model than it claims
+        import tf_keras
+        other = tf_keras.models.clone_model(model)
+        return export.convert_fp32(other, context)
+    variant = export.Variant("broken", "pruned", wrong)
+    path = directory / "broken.tflite"
+    with pytest.raises(verify.VerificationError, match="variant 'broken'"):
+        export.export_variant(variant, tiny_classifier, context, str(path), labels,
+                              mobile.ModelInfo("broken"), checks)
+    assert not path.exists()
+    assert not [p for p in directory.iterdir() if ".tmp" in p.name]
+
+
+def test_a_failed_file_check_names_the_variant(setup, tiny_classifier):
+    directory, labels, context, checks = setup
+    variant = export.Variant("dense_2of4", "pruned", export.convert_fp32,
+                             check=export.get_variant("pruned_2of4").check)
+    path = directory / "dense_2of4.tflite"
+    with pytest.raises(sparsity.SparsityError, match="variant 'dense_2of4': .*breaks 2:4"):
+        export.export_variant(variant, tiny_classifier, context, str(path), labels,
+                              mobile.ModelInfo("x"), checks)
+    assert not path.exists()
+
+
+def test_sparse_variants_need_training_data(tiny_classifier, setup):
+    directory, labels, _, checks = setup
+    with pytest.raises(PruningError, match="'pruned_2of4' fine-tunes and needs training data"):
+        export.export_variant(export.get_variant("pruned_2of4"), tiny_classifier,
+                              export.ExportContext(), str(directory / "x.tflite"), labels,
+                              mobile.ModelInfo("x"), checks)

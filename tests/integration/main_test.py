@@ -1,0 +1,201 @@
+"""The whole pipeline, run as its users run it (a subprocess) on the quick config.
+
+One module-scoped run in a temporary workdir feeds the schema and number
+checks; a second run in the same workdir overrides ``prune.ratio`` and must
+reuse the baseline; bad flags and values fail with one line on stderr.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import pipeline  # noqa: F401  (first: selects tf_keras before TensorFlow loads)
+import tf_keras
+from configs import default
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIG = os.path.join(ROOT, "configs", "default.py")
+VARIANT_KEYS = {"name", "tflite", "macs", "params", "size_bytes", "accuracy", "latency_ms",
+                "parity", "notes"}
+VARIANTS = ("baseline_fp32", "pruned_fp32", "pruned_int8", "pruned_2of4", "pruned_block_fc")
+
+
+
+def run_main(workdir, *overrides, config=CONFIG + ":quick"):
+    command = [sys.executable, "-m", "pipeline.main", f"--config={config}",
+               f"--workdir={workdir}", *overrides]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [l for l in stderr.splitlines() if l.startswith("prune-pipeline: error:")]
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("quick")
+    done = run_main(workdir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(workdir / "report.json") as f:
+        return workdir, json.load(f), done
+
+
+def load_keras(workdir, name):
+    return tf_keras.models.load_model(os.path.join(workdir, name), compile=False)
+
+
+def test_report_schema(first_run):
+    workdir, report, _ = first_run
+    assert {"config", "baseline", "variants"} <= set(report)
+    assert report["config"]["prune"]["ratio"] == 0.5 and report["config"]["train"]["epochs"] == 1
+    assert [v["name"] for v in report["variants"]] == list(VARIANTS)
+    for variant in report["variants"]:
+        assert VARIANT_KEYS <= set(variant)
+        assert not os.path.isabs(variant["tflite"])
+        assert isinstance(variant["latency_ms"], dict)
+    assert (workdir / "report.md").read_text().count("| ") > 4
+
+
+def test_report_numbers_match_the_files(first_run):
+    workdir, report, _ = first_run
+    for variant in report["variants"]:
+        path = os.path.join(workdir, variant["tflite"])
+        assert variant["size_bytes"] == os.path.getsize(path)
+        model = load_keras(workdir, variant["keras"])
+        assert variant["macs"] == pipeline.count_macs(model)
+        assert variant["params"] == pipeline.count_params(model)
+        assert 0.0 <= variant["accuracy"] <= 1.0
+    base, pruned = report["variants"][:2]
+    assert base["keras"] == "baseline.keras" and pruned["keras"] == "pruned.keras"
+    assert pruned["macs"] < 0.55 * base["macs"]
+    assert pruned["size_bytes"] < base["size_bytes"]
+
+
+def test_tflite_accuracy_agrees_with_keras(first_run):
+    _, report, _ = first_run
+    base, pruned = report["variants"][:2]
+    # Same weights, same test images: float32 TFLite differs only by rounding.
+    assert abs(base["accuracy"] - report["baseline"]["accuracy"]) <= 0.01
+    assert abs(pruned["accuracy"] - report["pruned"]["accuracy"]) <= 0.01
+
+
+def test_plan_and_stamps_are_written(first_run):
+    workdir, report, done = first_run
+    plan = pipeline.PrunePlan.from_json((workdir / "plan.json").read_text())
+    assert plan.settings["ratio"] == 0.5 and plan.settings["criterion"] == "l1"
+    assert plan.macs_after == report["pruned"]["macs"]
+    assert abs(plan.removed["macs"] - 0.5) <= 0.02  # round_to=16 steps land within 2 points
+    assert f"removed: {plan.removed['macs']:.1%} of MACs" in done.stdout  # the summary table
+    for name in ("baseline.keras", "pruned_initial.keras", "pruned.keras",
+                 "tflite/pruned_fp32.tflite"):
+        assert (workdir / f"{name}.stamp.json").exists()
+    leftovers = [f for _, _, files in os.walk(workdir) for f in files if ".tmp" in f]
+    assert not leftovers
+
+
+def test_sensitivity_and_plots_are_written(first_run):
+    workdir, report, done = first_run
+    curves = json.loads((workdir / "sensitivity.json").read_text())
+    assert (workdir / "sensitivity.json.stamp.json").exists()
+    assert report["sensitivity"] == "sensitivity.json"
+    assert set(curves["groups"]) == {p["name"] for p in
+                                     json.loads((workdir / "plan.json").read_text())["groups"]}
+    for points in curves["groups"].values():  # quick: ratios (0.3, 0.7) after ratio 0
+        assert [p["ratio"] for p in points] == [0.0, 0.3, 0.7]
+        assert all(0.0 <= p["accuracy"] <= 1.0 for p in points)
+    assert "[sensitivity] 14/14 " in done.stdout
+    markdown = (workdir / "report.md").read_text()
+    assert set(report["plots"]) == {"accuracy_vs_macs", "accuracy_vs_latency", "channels",
+                                    "sensitivity"}
+    for relative in report["plots"].values():
+        assert (workdir / relative).read_bytes()[:4] == b"\x89PNG"
+        assert f"]({relative})" in markdown
+    assert list((workdir / "finetune" / "tensorboard").glob("*/events.out.tfevents.*"))
+
+
+def test_the_five_variants_ship_verified_with_metadata(first_run):
+    from ai_edge_litert.interpreter import Interpreter
+    from pipeline.export import mobile
+    from pipeline.export import sparse as sparsity
+    workdir, report, _ = first_run
+    variants = {v["name"]: v for v in report["variants"]}
+    labels = (workdir / "tflite" / "labels.txt").read_text().splitlines()
+    assert len(labels) == 10 and labels[0] == "T-shirt/top"
+    for name, v in variants.items():
+        path = str(workdir / v["tflite"])
+        (inp,) = Interpreter(model_path=path).get_input_details()
+        assert list(inp["shape"]) == [1, 28, 28, 3]
+        assert inp["dtype"] == (np.uint8 if name == "pruned_int8" else np.float32)
+        meta = mobile.read_metadata(path)
+        assert meta["files"]["labels.txt"].splitlines() == labels
+        assert v["parity"]["examples"] == 128
+        if name == "pruned_int8":
+            assert v["parity"]["agreement"] >= default.get_config("quick").export.int8_min_agreement
+        else:
+            assert v["parity"]["max_rel_diff"] <= 1e-4
+    sparsity.check_2of4(str(workdir / variants["pruned_2of4"]["tflite"]))
+    sparsity.check_block_fc(str(workdir / variants["pruned_block_fc"]["tflite"]))
+    for name in ("pruned_int8", "pruned_2of4", "pruned_block_fc"):
+        notes = " ".join(variants[name]["notes"])
+        assert "than pruned_fp32" in notes and "% of pruned_fp32" in notes  # measured, either way
+    assert "2:4 verified in the file" in " ".join(variants["pruned_2of4"]["notes"])
+    assert "## Variant notes" in (workdir / "report.md").read_text()
+
+
+def test_override_reuses_the_baseline(first_run):
+    workdir, report, _ = first_run
+    stamp = workdir / "baseline.keras.stamp.json"
+    before = (stamp.stat().st_mtime_ns, (workdir / "baseline.keras").stat().st_mtime_ns)
+    done = run_main(workdir, "--config.prune.ratio=0.6")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "[baseline] up to date" in done.stdout
+    assert (stamp.stat().st_mtime_ns, (workdir / "baseline.keras").stat().st_mtime_ns) == before
+    second = json.loads((workdir / "report.json").read_text())
+    assert second["config"]["prune"]["ratio"] == 0.6
+    assert json.loads((workdir / "plan.json").read_text())["settings"]["ratio"] == 0.6
+    assert second["variants"][1]["macs"] < report["variants"][1]["macs"]
+    assert second["variants"][0] == report["variants"][0]  # baseline export and eval reused
+    assert "[sensitivity] up to date" in done.stdout  # the scan reads only the baseline
+
+
+def test_unknown_key_fails_with_one_line(tmp_path):
+    done = run_main(tmp_path, "--config.prune.ratioo=0.6")
+    assert done.returncode != 0
+    (line,) = error_lines(done.stderr)
+    assert "unknown config key 'ratioo'" in line and 'Did you mean "ratio"' in line
+    assert "Traceback" not in done.stderr
+
+
+def test_missing_workdir_is_one_line():
+    done = subprocess.run([sys.executable, "-m", "pipeline.main", f"--config={CONFIG}:quick"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2
+    assert error_lines(done.stderr) == [
+        "prune-pipeline: error: --workdir must be given, e.g. --config=configs/default.py "
+        "--workdir=workdir/default"]
+
+
+def test_importing_main_leaves_other_tools_flags_parseable():
+    """pipeline.main's required flags must not break another CLI parsed in the same process."""
+    from pipeline import main  # noqa: F401
+    from pipeline.litert import ab as benchmark
+    assert benchmark.parse_argv(["benchmark", "--threads=1"]) == ["benchmark"]
+
+
+def test_bad_value_fails_before_any_work(tmp_path):
+    done = run_main(tmp_path / "w", "--config.prune.ratio=1.5", "--config.prune.criterion=l3")
+    assert done.returncode == 1
+    assert error_lines(done.stderr) == [
+        "prune-pipeline: error: config.prune.criterion='l3' is not one of: "
+        + ", ".join(pipeline.criterion_names())]
+    assert not (tmp_path / "w" / "baseline.keras").exists()
+
+
+def test_missing_data_names_the_path(tmp_path):
+    done = run_main(tmp_path / "w", f"--config.data.dir={tmp_path / 'nowhere'}")
+    assert done.returncode == 1
+    (line,) = error_lines(done.stderr)
+    assert str(tmp_path / "nowhere") in line and "--config.data.dir" in line

@@ -1,0 +1,167 @@
+"""Bad inputs through the Python API: each raises its own error type before any stage runs.
+
+``run_pipeline`` is called in-process on the quick config with a small fake
+Fashion-MNIST folder; every case must fail in the preflight (no training, no
+artifact written, an earlier ``report.json`` untouched). The command line's
+side of the same matrix is in ``reliability_test.py``.
+"""
+import errno
+import os
+import signal
+
+import pytest
+
+import pipeline
+import tensorflow as tf
+import tf_keras
+from bad_inputs import data_dirs, model_files
+from configs import default
+from pipeline.run import signals as guard
+from pipeline.run import model_file
+from pipeline.run.config_check import ConfigError
+from pipeline.data.datasets import DataError
+from pipeline.errors import (ModelFileError, RegistryError, TargetError, UnsupportedLayerError,
+                             UnsupportedModelError, WorkdirError)
+from pipeline.main import run_pipeline
+
+MODEL_CASES = [  # model.path case, error type, words of the message
+    ("missing", ModelFileError, "does not exist"),
+    ("empty", ModelFileError, r"is empty \(0 bytes\)"),
+    ("truncated", ModelFileError, "truncated, corrupt"),
+    ("corrupt", ModelFileError, "truncated, corrupt"),
+    ("notes", ModelFileError, "is a text file, not a Keras model"),
+    ("image", ModelFileError, "is a PNG image, not a Keras model"),
+    ("subclassed", UnsupportedModelError, "subclassed model"),
+    ("shared", UnsupportedModelError, "'shared' .* is shared"),
+    ("unsupported", UnsupportedLayerError, "'unitnorm' .*register_handler"),
+    ("no_prunable", UnsupportedModelError, "has no prunable layer"),
+    ("input_size", DataError, r"takes inputs \(32, 32, 3\) but the data yields \(28, 28, 1\)"),
+    ("classes", DataError, "has 5 output classes but the data has 10"),
+]
+CONFIG_CASES = [  # overrides, error type, words of the message
+    ({"prune.ratio": -0.1}, ConfigError, r"prune.ratio=-0.1 must be in \[0.0, 1.0\)"),
+    ({"prune.ratio": 1.0}, ConfigError, r"prune.ratio=1.0 must be in \[0.0, 1.0\)"),
+    ({"prune.ratio": 0.95, "prune.min_filters": 16}, TargetError,
+     "cannot remove 95.0% of macs: the closest reachable is"),
+    ({"prune.ratio": 0.9, "prune.ignore": ("block*",)}, TargetError, "un-ignore layers"),
+    ({"prune.ratio": 0.9, "prune.round_to": 32}, TargetError, "round_to=32"),
+    ({"prune.criterion": "l3"}, ConfigError, "'l3' is not one of: bn_gamma, fpgm, l1, l2"),
+    ({"prune.scope": "net"}, ConfigError, "'net' is not one of: global, layer"),
+    ({"prune.target": "flops"}, ConfigError, "'flops' is not one of: macs, filters"),
+    ({"export.variants": ("pruned_fp16",)}, ConfigError,
+     "'pruned_fp16' is not one of: baseline_fp32, .*pruned_int8"),
+]
+DATA_CASES = [  # data.dir case, words of the DataError
+    ("missing", "lacks t10k-images"),
+    ("empty", "lacks t10k-images"),
+    ("unreadable", "cannot read .*train-images.*replace it with an intact copy"),
+    ("shape", r"train images have shape \(200, 28, 28, 3, 1\)"),
+    ("flat", r"train images have shape \(200, 784, 1\)"),
+    ("labels", "train labels run from 0 to 11 but there are 10 classes"),
+]
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad")
+    return model_files(str(root / "models")), data_dirs(str(root / "data"))
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """A workdir holding an earlier run's report, which no failing run may touch."""
+    (tmp_path / "report.json").write_text('{"good": true}\n')
+    return tmp_path
+
+
+def quick_config(data_dir, **overrides):
+    config = default.get_config("quick")
+    config.data.dir = data_dir
+    for key, value in overrides.items():
+        section, name = key.split(".")
+        config[section][name] = value
+    return config
+
+
+def fails_cleanly(config, workdir, error, match):
+    with pytest.raises(error, match=match):
+        run_pipeline(config, str(workdir))
+    assert sorted(os.listdir(workdir)) == ["report.json"]  # not even config.json
+    assert (workdir / "report.json").read_text() == '{"good": true}\n'
+
+
+@pytest.mark.parametrize("case,error,match", MODEL_CASES, ids=[c[0] for c in MODEL_CASES])
+def test_bad_model_path(bad, workdir, case, error, match):
+    models, data = bad
+    fails_cleanly(quick_config(data["ok"], **{"model.path": models[case]}), workdir, error,
+                  match)
+
+
+@pytest.mark.parametrize("overrides,error,match", CONFIG_CASES,
+                         ids=[str(c[0]) for c in CONFIG_CASES])
+def test_bad_prune_settings(bad, workdir, overrides, error, match):
+    fails_cleanly(quick_config(bad[1]["ok"], **overrides), workdir, error, match)
+
+
+@pytest.mark.parametrize("case,match", DATA_CASES, ids=[c[0] for c in DATA_CASES])
+def test_bad_data_dir(bad, workdir, case, match):
+    fails_cleanly(quick_config(bad[1][case]), workdir, DataError, match)
+
+
+def test_workdir_that_cannot_be_created(bad, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(WorkdirError, match="cannot create workdir .*a_file/run"):
+        run_pipeline(quick_config(bad[1]["ok"]), str(blocker / "run"))
+
+
+def test_good_model_file_loads(bad):
+    model = model_file.load(bad[0]["good"])
+    assert model.output_shape == (None, 10)
+
+
+def test_library_names_the_valid_choices():
+    x = inp = tf_keras.Input((8, 8, 3))
+    x = tf_keras.layers.Conv2D(8, 3, name="c")(x)
+    net = tf_keras.Model(inp, tf_keras.layers.Conv2D(2, 1, name="head")(x))
+    with pytest.raises(RegistryError, match="l3.*l1"):
+        pipeline.prune(net, 0.5, criterion="l3")
+    with pytest.raises(TargetError, match="unknown scope 'net'; choose one of: .*global"):
+        pipeline.prune(net, 0.5, scope="net")
+    with pytest.raises(TargetError, match="unknown target 'flops'; choose one of: .*macs"):
+        pipeline.prune(net, 0.5, target="flops")
+    for ratio in (-0.1, 1.0):
+        with pytest.raises(TargetError, match=r"must be in \[0, 1\)"):
+            pipeline.prune(net, ratio)
+
+
+def test_disk_full_becomes_one_error_naming_the_file():
+    @guard.disk_errors()
+    def write():
+        raise OSError(errno.EFBIG, "File too large", "/w/pruned.keras")
+
+    with pytest.raises(guard.DiskFullError, match="disk is full .*writing /w/pruned.keras"):
+        write()
+
+    @guard.disk_errors()
+    def checkpoint():  # TensorFlow's writer wraps ENOSPC in its own error, chained
+        try:
+            raise tf.errors.UnknownError(None, None, "No space left on device")
+        except tf.errors.UnknownError as e:
+            raise RuntimeError("save failed") from e
+
+    with pytest.raises(guard.DiskFullError, match="free space on the workdir's disk"):
+        checkpoint()
+
+    @guard.disk_errors()
+    def other():
+        raise OSError(errno.ENOENT, "No such file or directory")
+
+    with pytest.raises(FileNotFoundError):  # not a disk problem: left alone
+        other()
+
+
+def test_interrupts_exit_with_the_signal_status():
+    assert guard.exit_status(guard.Interrupted(signal.SIGTERM)) == 143
+    assert guard.exit_status(KeyboardInterrupt()) == 130
+    assert guard.exit_status(ConfigError("x")) == 1

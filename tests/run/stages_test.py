@@ -1,0 +1,115 @@
+"""Iterative pruning: k prune-then-fine-tune steps compounding to the configured ratio."""
+import json
+
+import numpy as np
+import pytest
+
+import pipeline  # noqa: F401  (first: selects tf_keras before TensorFlow loads)
+import tensorflow as tf
+import tf_keras
+from configs import default
+from pipeline.data import datasets as data
+from pipeline.run import stages
+from pipeline.run.store import Store
+
+L = tf_keras.layers
+
+
+def small_cnn():
+    tf_keras.utils.set_random_seed(0)
+    x = inp = tf_keras.Input((8, 8, 1))
+    for i, width in enumerate((16, 24)):
+        x = L.Conv2D(width, 3, padding="same", name=f"conv{i}")(x)
+        x = L.BatchNormalization(name=f"bn{i}")(x)
+        x = L.ReLU(name=f"relu{i}")(x)
+    x = L.Flatten(name="flat")(x)
+    x = L.Dense(32, activation="relu", name="fc")(x)
+    return tf_keras.Model(inp, L.Dense(4, activation="softmax", name="out")(x))
+
+
+def datasets():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 64)
+    x = rng.normal(size=(64, 8, 8, 1)).astype(np.float32)
+    batches = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+    return data.Datasets(train=batches.repeat(), val=batches, test=batches,
+                         calibration=batches.unbatch(), input_shape=(8, 8, 1),
+                         class_names=("a", "b", "c", "d"),
+                         sizes={"train": 64, "val": 64, "test": 64}, steps_per_epoch=2)
+
+
+def config(iterations):
+    c = default.get_config("quick")
+    c.finetune.iterations = iterations
+    c.finetune.epochs = 1
+    c.finetune.patience = 0
+    c.prune.round_to = 1  # the 8x8 test CNN's layers are too narrow for steps of 16
+    return c
+
+
+@pytest.fixture(scope="module")
+def two_steps(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("iterative")
+    model = small_cnn()
+    base = stages.Made(model, "baseline.keras", "base-key", {})
+    store = Store(str(workdir))
+    pruned, tuned = stages.prune_and_finetune(config(2), base, datasets(), store)
+    return workdir, model, pruned, tuned, store, base
+
+
+def test_two_steps_reach_the_mac_target(two_steps):
+    workdir, model, _, tuned, _, _ = two_steps
+    removed = 1 - pipeline.count_macs(tuned.model) / pipeline.count_macs(model)
+    assert abs(removed - 0.5) <= 0.02
+    final = tf_keras.models.load_model(str(workdir / "pruned.keras"), compile=False)
+    assert pipeline.count_macs(final) == pipeline.count_macs(tuned.model)
+    assert tuned.path == "pruned.keras"
+    assert tuned.record["epochs"] == 2  # one per step, in all
+
+
+def test_each_step_has_its_plan_and_compounding_ratio(two_steps):
+    workdir, model, pruned, _, _, _ = two_steps
+    steps = pruned.record["steps"]
+    assert [s["step"] for s in steps] == [1, 2]
+    for s in steps:
+        plan = pipeline.PrunePlan.from_json((workdir / s["plan"]).read_text())
+        assert s["plan"] == f"steps/plan_{s['step']}.json"
+        assert plan.settings["ratio"] == pytest.approx(s["ratio"])
+        # Each step removes about 1 - sqrt(0.5) = 29.3% of what the previous one left.
+        assert abs(plan.removed["macs"] - (1 - 0.5 ** 0.5)) <= 0.03
+        assert (workdir / f"steps/pruned_{s['step']}.keras.stamp.json").exists()
+        assert 0.0 <= s["accuracy"] <= 1.0
+    assert steps[1]["macs"] < steps[0]["macs"] < pipeline.count_macs(model)
+
+
+def test_composed_plan_replays_to_the_final_architecture(two_steps):
+    workdir, model, pruned, tuned, _, _ = two_steps
+    plan = pipeline.PrunePlan.from_json((workdir / "plan.json").read_text())
+    assert plan.settings["ratio"] == 0.5 and plan.settings["iterations"] == 2
+    replayed = pipeline.apply_plan(model, plan)
+    assert [l.output_shape for l in replayed.layers] == [l.output_shape for l in
+                                                         tuned.model.layers]
+    assert plan.macs_after == pipeline.count_macs(tuned.model)
+    assert plan.removed["macs"] == pytest.approx(pruned.record["removed"]["macs"])
+
+
+def test_rerun_skips_every_step(two_steps, capsys):
+    workdir, _, _, tuned, store, base = two_steps
+    stamps = sorted(workdir.glob("**/*.stamp.json"))
+    before = [p.stat().st_mtime_ns for p in stamps]
+    capsys.readouterr()
+    _, again = stages.prune_and_finetune(config(2), base, datasets(), store)
+    out = capsys.readouterr().out
+    for tag in ("[prune 1/2] up to date", "[finetune 1/2] up to date",
+                "[prune 2/2] up to date", "[finetune 2/2] up to date"):
+        assert tag in out
+    assert [p.stat().st_mtime_ns for p in stamps] == before
+    assert again.key == tuned.key
+
+
+def test_one_iteration_keeps_the_flat_layout(tmp_path):
+    base = stages.Made(small_cnn(), "baseline.keras", "base-key", {})
+    pruned, tuned = stages.prune_and_finetune(config(1), base, datasets(), Store(str(tmp_path)))
+    assert (pruned.path, tuned.path) == ("pruned_initial.keras", "pruned.keras")
+    assert json.loads((tmp_path / "plan.json").read_text())["settings"]["ratio"] == 0.5
+    assert not (tmp_path / "steps").exists()
