@@ -43,7 +43,7 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for every artifact of the run.")
 _RESTART = flags.DEFINE_bool("restart", False, "Redo every stage, ignoring finished outputs.")
 # Required, but checked in parse_flags rather than by absl's validator: tests and tools
-# parse absl's global flags in the same process (pipeline.run.cli), where a required
+# parse absl's global flags in the same process (pipeline.cli), where a required
 # validator of this module would fail them.
 _REQUIRED = ("config", "workdir")
 

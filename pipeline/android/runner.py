@@ -35,7 +35,7 @@ from typing import Sequence
 from absl import app, flags
 
 from pipeline import atomic
-from pipeline.run import cli
+from pipeline import cli
 from pipeline.android.log import BenchmarkLogError, parse_log  # noqa: F401  (re-exported)
 from pipeline.errors import PruningError
 from pipeline.litert.timing import check_tflite

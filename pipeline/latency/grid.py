@@ -25,7 +25,7 @@ import tf_keras
 from absl import app, flags
 
 from pipeline import atomic
-from pipeline.run import cli
+from pipeline import cli
 from pipeline.latency import measure as latency_measure
 from pipeline.latency import table as latency_table
 from pipeline.pruning import selection

@@ -40,7 +40,7 @@ from pipeline import atomic
 from pipeline.latency import measure
 from pipeline.pruning.channels import Analysis
 from pipeline.errors import PruningError, TargetError
-from pipeline.run.store import fingerprint
+from pipeline.fingerprint import fingerprint
 
 FORMAT_VERSION = 1
 DEFAULT_GRID = (1.0, 0.875, 0.75, 0.5, 0.25, 0.0)

@@ -27,7 +27,7 @@ from absl import app, flags
 
 from pipeline.litert import timing as profile
 from pipeline import atomic
-from pipeline.run import cli
+from pipeline import cli
 from pipeline.litert.timing import LatencyStats, ProfileError
 
 # Own registry: several pipeline CLIs share flag names such as --tflite.

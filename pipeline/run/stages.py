@@ -53,7 +53,8 @@ from pipeline.pruning.channels import analyse
 from pipeline.pruning.counting import count_macs, count_params
 from pipeline.errors import PlanError, PruningError
 from pipeline.pruning.plan import make_plan
-from pipeline.run.store import Store, fingerprint
+from pipeline.fingerprint import fingerprint
+from pipeline.run.store import Store
 
 
 @dataclasses.dataclass(frozen=True)

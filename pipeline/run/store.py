@@ -18,27 +18,12 @@ Example:
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 
 from pipeline import atomic
 from pipeline.errors import PruningError
-
-
-def fingerprint(*parts) -> str:
-    """A stable hash of JSON-serialisable ``parts`` (dict key order does not matter)."""
-    text = json.dumps(parts, sort_keys=True, default=_plain, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _plain(value):
-    if hasattr(value, "to_dict"):  # ConfigDict
-        return value.to_dict()
-    if isinstance(value, (tuple, set, frozenset)):
-        return list(value)
-    return str(value)
 
 
 class Store:

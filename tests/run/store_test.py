@@ -5,7 +5,8 @@ import pytest
 
 import pipeline  # noqa: F401  (first: selects tf_keras before TensorFlow loads)
 import tf_keras
-from pipeline.run.store import Store, fingerprint
+from pipeline.fingerprint import fingerprint
+from pipeline.run.store import Store
 
 
 def test_fingerprint_ignores_key_order_and_sees_values():
