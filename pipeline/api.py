@@ -1,17 +1,20 @@
-"""The public verbs: plan a pruning, prune, and replay a plan."""
+"""The public verbs: plan a pruning, prune, and replay a plan.
+
+Each takes a :class:`~pipeline.PruneConfig` (or a ratio, with the config's
+fields as keywords for convenience) and a built tf_keras model, which it
+leaves unchanged.
+"""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from pipeline.pruning import criteria
-from pipeline.latency import refine as latency_select
+from pipeline.config import PruneConfig
+from pipeline.latency import refine  # noqa: F401  (registers target="latency")
+from pipeline.pruning import criteria, targets
 from pipeline.pruning.channels import analyse
-from pipeline.errors import TargetError
-from pipeline.latency.table import LatencyConfig
 from pipeline.pruning.plan import PrunePlan, check_fits, make_plan
 from pipeline.pruning.rebuild import rebuild
-from pipeline.pruning.selection import Constraints, select
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,72 +25,46 @@ class PruneResult:
     plan: PrunePlan
 
 
-def plan_pruning(model, ratio: float, *, target: str = "macs", criterion: str = "l1",
-                 scope: str = "global", round_to: int = 1, min_filters: int = 1,
-                 ignore: Sequence[str] = (), ratios: Mapping[str, float] | None = None,
-                 data=None, seed: int = 0, latency: LatencyConfig | None = None) -> PrunePlan:
+def plan_pruning(model, config: PruneConfig | float | None = None, *, data=None,
+                 **keywords: Any) -> PrunePlan:
     """Decides which channels to remove, without returning a model (a dry run).
 
     Arguments are those of :func:`prune`. With ``target="latency"`` candidate
     models are still built and timed (that is how the budget is checked).
 
     Returns:
-      The :class:`PrunePlan`; ``print(plan.summary_table())`` shows it.
+      The :class:`PrunePlan`; ``plan.settings == config.to_dict()``, and
+      ``print(plan.summary_table())`` shows it.
     """
-    constraints = Constraints(int(min_filters), int(round_to),
-                              tuple(sorted((ratios or {}).items())))
-    criteria.get_criterion(criterion)  # fail on a bad name before the analysis
-    analysis = analyse(model, ignore)
-    context = criteria.Context(model=model, data=data, seed=seed)
-    scores = criteria.score(analysis, criterion, context)
-    if target == "latency":
-        chosen, report = latency_select.select_latency(model, analysis, scores, float(ratio),
-                                                       scope, constraints,
-                                                       latency or LatencyConfig())
-    elif latency is not None:
-        raise TargetError(f"latency= settings need target='latency', not '{target}'")
-    else:
-        chosen = select(analysis, scores, float(ratio), target, scope, constraints)
-    settings = {"ratio": float(ratio), "target": target, "criterion": criterion, "scope": scope,
-                "round_to": int(round_to), "min_filters": int(min_filters),
-                "ignore": list(ignore) if not isinstance(ignore, str) else [ignore],
-                "ratios": dict(sorted((ratios or {}).items())), "seed": int(seed)}
-    if target == "latency":
-        settings["latency"] = report.to_dict()
-    return make_plan(analysis, chosen.kept, settings, chosen.removed)
+    config = PruneConfig.of(config, **keywords)
+    analysis = analyse(model, config.ignore)
+    context = criteria.Context(model=model, data=data, seed=config.seed)
+    scores = criteria.score(analysis, config.criterion, context)
+    target = targets.get(config.target)
+    chosen = target.select(targets.Request(model, analysis, scores, config.ratio, config.scope,
+                                           config.constraints, config.latency))
+    return make_plan(analysis, chosen.selection.kept, config.to_dict(),
+                     chosen.selection.removed, chosen.report)
 
 
-def prune(model, ratio: float, *, target: str = "macs", criterion: str = "l1",
-          scope: str = "global", round_to: int = 1, min_filters: int = 1,
-          ignore: Sequence[str] = (), ratios: Mapping[str, float] | None = None,
-          data=None, seed: int = 0, dry_run: bool = False,
-          latency: LatencyConfig | None = None) -> PruneResult:
+def prune(model, config: PruneConfig | float | None = None, *, data=None,
+          dry_run: bool = False, **keywords: Any) -> PruneResult:
     """Removes filters from a tf_keras model and rebuilds it narrower.
 
     Args:
       model: a built functional or Sequential tf_keras model (left unchanged).
-      ratio: fraction of ``target`` to remove, in [0, 1).
-      target: ``"macs"`` (multiply-accumulates removed), ``"filters"``
-        (prunable channels removed, each coupled group counted once) or
-        ``"latency"`` (LiteRT latency removed, measured in the 1-thread edge
-        profile or read from a device table; see :mod:`pipeline.latency.refine`).
-      criterion: importance criterion name: l1, l2, bn_gamma, fpgm, taylor, random.
-      scope: ``"global"`` (one normalised ranking) or ``"layer"`` (same
-        fraction per group).
-      round_to: keep channel counts multiples of this (SIMD-friendly widths).
-      min_filters: the fewest channels any layer keeps.
-      ignore: layer names or fnmatch patterns whose channels stay intact.
-      ratios: per-layer overrides, name pattern -> fraction removed.
-      data: ``(images, labels)`` batches, needed by ``taylor``.
-      seed: for ``random``.
+      config: a :class:`~pipeline.PruneConfig`, or the ratio to remove (the
+        fraction of ``target``, in [0, 1)); None = ``PruneConfig()`` (half the MACs).
+      data: ``(images, labels)`` batches, needed by ``criterion="taylor"``.
       dry_run: plan only; ``result.model`` is None.
-      latency: a :class:`LatencyConfig` for ``target="latency"`` (table
-        cache directory, device table, tolerance, rounds); None = defaults.
-        The plan's ``settings["latency"]`` reports budget, predicted and
-        measured milliseconds.
+      **keywords: PruneConfig fields replacing the config's (``target``,
+        ``criterion``, ``scope``, ``round_to``, ``min_filters``, ``ignore``,
+        ``ratios``, ``seed``, ``latency``); see :class:`~pipeline.PruneConfig`.
 
     Returns:
-      A :class:`PruneResult` with ``.model`` and ``.plan``.
+      A :class:`PruneResult` with ``.model`` and ``.plan``. For
+      ``target="latency"``, ``plan.report`` holds the budget, predicted and
+      measured milliseconds and the rounds.
 
     Raises:
       UnsupportedModelError, UnsupportedLayerError: the model can't be analysed.
@@ -98,18 +75,16 @@ def prune(model, ratio: float, *, target: str = "macs", criterion: str = "l1",
     Example:
       >>> import pipeline, tf_keras
       >>> model = tf_keras.applications.MobileNetV2(weights=None, input_shape=(96, 96, 3))
-      >>> result = pipeline.prune(model, 0.5, target="macs", criterion="l1")
+      >>> result = pipeline.prune(model, pipeline.PruneConfig(ratio=0.5, criterion="l1"))
       >>> pipeline.count_macs(result.model) < 0.52 * pipeline.count_macs(model)
       True
+      >>> same = pipeline.prune(model, 0.5, criterion="l1")  # keywords for convenience
       >>> fast = pipeline.prune(model, 0.5, target="latency",
       ...                       latency=pipeline.LatencyConfig(cache_dir="/tmp/latency"))
-      >>> report = fast.plan.settings["latency"]
-      >>> report["measured_ms"] <= 1.05 * report["budget_ms"]
+      >>> fast.plan.report["measured_ms"] <= 1.05 * fast.plan.report["budget_ms"]
       True
     """
-    plan = plan_pruning(model, ratio, target=target, criterion=criterion, scope=scope,
-                        round_to=round_to, min_filters=min_filters, ignore=ignore,
-                        ratios=ratios, data=data, seed=seed, latency=latency)
+    plan = plan_pruning(model, config, data=data, **keywords)
     return PruneResult(None if dry_run else apply_plan(model, plan), plan)
 
 

@@ -159,7 +159,7 @@ def test_pruned_model_saves_reloads_and_converts(model, tmp_path):
 @pytest.mark.parametrize("kwargs, message", [
     ({"ratio": 1.0}, "must be in \\[0, 1\\)"),
     ({"ratio": -0.1}, "must be in \\[0, 1\\)"),
-    ({"ratio": 0.5, "target": "latencies"}, "unknown target 'latencies'; choose one of: filters, macs"),
+    ({"ratio": 0.5, "target": "latencies"}, "unknown target 'latencies'; choose one of: filters, latency, macs"),
     ({"ratio": 0.5, "scope": "world"}, "unknown scope 'world'"),
     ({"ratio": 0.5, "round_to": 0}, "round_to must be >= 1"),
     ({"ratio": 0.5, "min_filters": 0}, "min_filters must be >= 1"),
@@ -192,3 +192,20 @@ def test_plan_for_another_model_is_refused(model):
         pipeline.apply_plan(other, plan)
     with pytest.raises(pipeline.PlanError, match="not a pruning plan"):
         pipeline.PrunePlan.from_json("{\"format\": 1}")
+
+
+def test_a_prune_config_and_keywords_make_the_same_plan(model):
+    config = pipeline.PruneConfig(ratio=0.5, criterion="l2", round_to=4, ignore="conv1")
+    by_config = pipeline.plan_pruning(model, config)
+    by_keywords = pipeline.plan_pruning(model, 0.5, criterion="l2", round_to=4, ignore=("conv1",))
+    assert by_config.to_json() == by_keywords.to_json()
+    assert by_config.settings == config.to_dict()
+    assert pipeline.PruneConfig.from_dict(by_config.settings) == config
+
+
+def test_keywords_replace_the_config_fields(model):
+    config = pipeline.PruneConfig(ratio=0.3, target="filters")
+    plan = pipeline.plan_pruning(model, config, ratio=0.5)
+    assert plan.settings["ratio"] == 0.5 and plan.settings["target"] == "filters"
+    with pytest.raises(pipeline.TargetError, match="expected a PruneConfig or a ratio"):
+        pipeline.prune(model, "half")

@@ -33,7 +33,6 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from pipeline.litert import timing as profile
 from pipeline.errors import PruningError
 
 
@@ -108,6 +107,8 @@ def time_files(paths: Sequence[str], timing: Timing, runs: int, secs: float) -> 
     weights from the caches for the other: two copies of MobileNetV2 timed that
     way measured 7.7 and 4.5 ms, where each alone takes 3.2-3.5 ms.
     """
+    from pipeline.litert import timing as profile  # noqa: PLC0415  (LiteRT only when timing)
+
     with profile.pinned_to_one_cpu():
         sessions = [profile.Session(p, threads=1) for p in paths]
         times: list[list[np.ndarray]] = [[] for _ in sessions]

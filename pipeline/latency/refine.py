@@ -21,12 +21,13 @@ import dataclasses
 
 import numpy as np
 
-from pipeline.latency import measure as latency_measure
-from pipeline.pruning import selection
-from pipeline.pruning.channels import Analysis
 from pipeline.errors import TargetError
+from pipeline.latency import measure as latency_measure
 from pipeline.latency.allocate import Allocator, CostModel
-from pipeline.latency.table import LatencyConfig, cost_layers, table_for
+from pipeline.latency.config import LatencyConfig
+from pipeline.latency.table import cost_layers, table_for
+from pipeline.pruning import selection, targets
+from pipeline.pruning.channels import Analysis
 from pipeline.pruning.rebuild import rebuild
 
 # Targets tried around the one wanted, relative (see _closest).
@@ -192,3 +193,20 @@ def _miss_message(report: LatencyReport, floor_ratio: float, constraints) -> str
             f"{floor_ratio:.0%} (min_filters={constraints.min_filters}, "
             f"round_to={constraints.round_to}). Lower the ratio or min_filters, or rerun on a "
             "quieter machine (timing noise), or raise LatencyConfig.max_iterations/tolerance")
+
+
+def _select(request: targets.Request) -> targets.Chosen:
+    """The ``latency`` target's selector (``request.options``: a LatencyConfig or None)."""
+    chosen, report = select_latency(request.model, request.analysis, request.scores,
+                                    request.ratio, request.scope, request.constraints,
+                                    request.options or LatencyConfig())
+    return targets.Chosen(chosen, report.to_dict())
+
+
+def _no_steps(model, analysis: Analysis) -> float:
+    raise TargetError("target='latency' prunes in one step: iterative latency pruning is not "
+                      "supported; prune in one step (iterations=1)", argument="iterations")
+
+
+targets.register(targets.Target("latency", _select, _no_steps, options=LatencyConfig))
+

@@ -31,59 +31,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 
 import numpy as np
-from absl import logging
 
 from pipeline import atomic
 from pipeline.latency import measure
+from pipeline.latency.config import DEFAULT_GRID, LatencyConfig
 from pipeline.pruning.channels import Analysis
 from pipeline.errors import PruningError, TargetError
 from pipeline.fingerprint import fingerprint
 
 FORMAT_VERSION = 1
-DEFAULT_GRID = (1.0, 0.875, 0.75, 0.5, 0.25, 0.0)
 DENSE = 8  # axes with at most this many lane multiples are measured at every one
+
+
+_LOG = logging.getLogger(__name__)
 
 
 class LatencyTableError(PruningError):
     """A latency table file is unreadable or lacks layers of the model."""
-
-
-@dataclasses.dataclass(frozen=True)
-class LatencyConfig:
-    """How ``target="latency"`` measures and refines.
-
-    Attributes:
-      table: a table JSON measured on a device; '' measures on this host.
-      cache_dir: where host tables are cached (``<dir>/<device>/<model>.json``);
-        '' keeps them in memory only.
-      tolerance: the measured latency must land within this fraction of the budget.
-      max_iterations: allocate-rebuild-measure rounds before giving up.
-      grid: fractions of each axis' prunable range measured in the table.
-      timing: run counts (:class:`pipeline.latency.measure.Timing`).
-      utility: what the allocator keeps the most of: ``"log"`` (each group's
-        importance counted with diminishing returns as it thins; the default,
-        more accurate after fine-tuning in BENCHMARKS.md) or ``"sum"`` (the
-        plain sum of the kept channels' importance, as HALP).
-    """
-
-    table: str = ""
-    cache_dir: str = ""
-    tolerance: float = 0.05
-    max_iterations: int = 4
-    grid: tuple = DEFAULT_GRID
-    timing: measure.Timing = measure.Timing()
-    utility: str = "log"
-
-    def __post_init__(self):
-        if not 0 < self.tolerance < 1 or int(self.max_iterations) < 1:
-            raise TargetError(f"latency tolerance must be in (0, 1) and max_iterations >= 1, got "
-                              f"{self.tolerance} and {self.max_iterations}")
-        if not self.grid or not all(0 <= f <= 1 for f in self.grid):
-            raise TargetError(f"latency grid {self.grid!r}: give fractions in [0, 1]")
-        object.__setattr__(self, "grid", tuple(float(f) for f in self.grid))
 
 
 def lane_width(n: int) -> int:
@@ -332,7 +300,7 @@ def _read_cache(path: str) -> LatencyTable | None:
         with open(path) as f:
             return LatencyTable.from_json(f.read(), path)
     except (OSError, LatencyTableError) as e:
-        logging.warning("ignoring unreadable latency cache %s: %s", path, e)
+        _LOG.warning("ignoring unreadable latency cache %s: %s", path, e)
         return None
 
 
@@ -360,6 +328,6 @@ def _measure_layer(layer: CostLayer, points: list, timing) -> list:
                 layer.node, layer.handler, *point)))
             kept.append(point)
         except (ValueError, PruningError) as e:  # e.g. a grouped conv at a width groups don't divide
-            logging.warning("latency table: %s at %s cannot be built (%s); skipped",
+            _LOG.warning("latency table: %s at %s cannot be built (%s); skipped",
                             layer.name, point, e)
     return list(zip(kept, measure.time_points(blobs, timing))) if blobs else []

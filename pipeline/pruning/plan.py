@@ -47,6 +47,10 @@ class LayerSummary:
 class PrunePlan:
     """Which channels survive, with the settings that chose them and a summary.
 
+    ``settings`` is the :meth:`pipeline.PruneConfig.to_dict` of the request;
+    ``report`` what a measured target found (``target="latency"``: budget,
+    predicted and measured milliseconds, rounds), else None.
+
     Example:
       >>> result = pipeline.prune(model, 0.5)
       >>> text = result.plan.to_json()
@@ -59,6 +63,7 @@ class PrunePlan:
     settings: dict
     removed: dict
     layers: tuple[LayerSummary, ...]
+    report: dict | None = None  # a measured target's report (latency: budget, rounds)
 
     def kept(self) -> dict[str, np.ndarray]:
         """Group name -> kept channel indices."""
@@ -90,6 +95,8 @@ class PrunePlan:
             "groups": [dataclasses.asdict(g) for g in self.groups],
             "layers": [dataclasses.asdict(l) for l in self.layers],
         }
+        if self.report is not None:
+            body["report"] = self.report
         return json.dumps(body, indent=1, sort_keys=True) + "\n"
 
     @classmethod
@@ -107,7 +114,8 @@ class PrunePlan:
             groups = tuple(GroupPlan(g["name"], tuple(g["producers"]), int(g["size"]),
                                      tuple(int(i) for i in g["keep"])) for g in body["groups"])
             layers = tuple(LayerSummary(**l) for l in body["layers"])
-            return cls(body["model"], groups, body["settings"], body["removed"], layers)
+            return cls(body["model"], groups, body["settings"], body["removed"], layers,
+                       body.get("report"))
         except (ValueError, KeyError, TypeError) as e:
             if isinstance(e, PlanError):
                 raise
@@ -131,13 +139,15 @@ class PrunePlan:
         return "\n".join(rows)
 
 
-def make_plan(analysis: Analysis, kept: dict, settings: dict, removed: dict) -> PrunePlan:
+def make_plan(analysis: Analysis, kept: dict, settings: dict, removed: dict,
+              report: dict | None = None) -> PrunePlan:
     """Builds the plan and its per-layer summary from a selection."""
     groups = tuple(GroupPlan(g.name, g.producers, g.size,
                              tuple(int(i) for i in kept.get(g.name, range(g.size))))
                    for g in analysis.groups)
     keep = analysis.keep_mask({g.name: np.asarray(g.keep, np.int64) for g in groups})
-    return PrunePlan(analysis.graph.name, groups, settings, removed, summarize(analysis, keep))
+    return PrunePlan(analysis.graph.name, groups, settings, removed, summarize(analysis, keep),
+                     report)
 
 
 def summarize(analysis: Analysis, keep: np.ndarray) -> tuple[LayerSummary, ...]:

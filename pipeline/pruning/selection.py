@@ -27,9 +27,8 @@ from pipeline.pruning.channels import Analysis
 from pipeline.pruning.counting import layer_macs
 from pipeline.errors import TargetError
 
-TARGETS = ("filters", "macs")
-OTHER_TARGETS = ("latency",)  # chosen by pipeline.latency.refine, not here
-SCOPES = ("layer", "global")
+MEASURES = ("filters", "macs")  # what select() counts; targets by name: pipeline.pruning.targets
+SCOPES = ("global", "layer")
 TOLERANCE = 0.02
 
 
@@ -135,12 +134,19 @@ def normalise(group_scores) -> np.ndarray:
 
 def _check(ratio, target, scope):
     if not 0 <= ratio < 1:
-        raise TargetError(f"prune ratio must be in [0, 1), got {ratio}")
-    if target not in TARGETS:
-        raise TargetError(f"unknown target '{target}'; choose one of: "
-                          f"{', '.join(TARGETS + OTHER_TARGETS)}")
+        raise TargetError(f"prune ratio must be in [0, 1), got {ratio}", argument="ratio")
+    if target not in MEASURES:
+        raise TargetError(f"select() counts {', '.join(MEASURES)}, not '{target}'; other targets "
+                          "have selectors of their own (pipeline.pruning.targets)",
+                          argument="target")
+    check_scope(scope)
+
+
+def check_scope(scope: str) -> None:
+    """Raises TargetError unless ``scope`` is one of :data:`SCOPES`."""
     if scope not in SCOPES:
-        raise TargetError(f"unknown scope '{scope}'; choose one of: {', '.join(SCOPES)}")
+        raise TargetError(f"unknown scope '{scope}'; choose one of: {', '.join(SCOPES)}",
+                          argument="scope")
 
 
 def _search(counts_of: Callable, measure: Callable, ratio: float, lo, hi, integer: bool):

@@ -1,0 +1,37 @@
+"""The run's ``config.prune`` section as the library's :class:`pipeline.PruneConfig`.
+
+The one place where the config file's prune keys meet the library's
+arguments; the stages and the preflight checks both build their request here.
+"""
+from __future__ import annotations
+
+from pipeline.config import PruneConfig
+from pipeline.latency.config import LatencyConfig
+
+# prune.latency keys passed on; the rest of LatencyConfig keeps its defaults.
+LATENCY_KEYS = ("table", "tolerance", "max_iterations", "utility")
+
+
+def prune_config(section, seed: int, cache_dir: str = "", **changes) -> PruneConfig:
+    """``config.prune`` (a ConfigDict) as a PruneConfig.
+
+    Args:
+      section: the ``config.prune`` section.
+      seed: the run's seed.
+      cache_dir: where ``target="latency"`` caches its host tables ('' = memory).
+      **changes: fields replacing the section's (e.g. one iterative step's ratio).
+
+    Raises:
+      TargetError, RegistryError: a value the library refuses.
+    """
+    latency = None
+    if section.target == "latency":
+        given = section.get("latency") or {}
+        latency = LatencyConfig(cache_dir=cache_dir,
+                                **{k: given[k] for k in LATENCY_KEYS if k in given})
+    values = dict(ratio=section.ratio, target=section.target, criterion=section.criterion,
+                  scope=section.scope, round_to=section.round_to,
+                  min_filters=section.min_filters, ignore=tuple(section.ignore),
+                  ratios=dict(section.get("ratios") or {}), seed=seed, latency=latency)
+    values.update(changes)
+    return PruneConfig(**values)
