@@ -92,7 +92,7 @@ def _latency_run(name, model, ratio) -> tuple[dict, object]:
     result = pipeline.prune(model, ratio, target="latency",
                             latency=pipeline.LatencyConfig(cache_dir=FLAGS.cache_dir,
                                                            utility=FLAGS.utility))
-    report = result.plan.settings["latency"]
+    report = result.plan.report
     record = {"model": name, "ratio": ratio, "utility": FLAGS.utility,
               "widths": _widths(result.model),
               "budget_ms": report["budget_ms"],

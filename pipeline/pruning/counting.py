@@ -7,12 +7,15 @@ ops count zero. Per sample (batch 1).
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
-from absl import logging
 
 from pipeline.pruning import handlers
 from pipeline.pruning.graph import layer_paths, read_graph
 from pipeline.pruning.handlers.base import channels, short_name
+
+_LOG = logging.getLogger(__name__)
 
 
 def count_macs(model) -> int:
@@ -38,7 +41,7 @@ def count_macs(model) -> int:
         handler = handlers.find_handler(type(node.layer))
         if handler is None:
             if node.layer.weights:
-                logging.warning("count_macs: no handler for %s (%s); counted as 0 MACs",
+                _LOG.warning("count_macs: no handler for %s (%s); counted as 0 MACs",
                                 node.name, node.class_name)
             continue
         total += handler.macs(node, channels(node.in_shapes[0]) if node.in_shapes else 0,

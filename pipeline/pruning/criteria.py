@@ -14,17 +14,19 @@ and ``random``. Under l1, l2, bn_gamma and fpgm an all-zero channel scores 0.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any, Callable
 
 import numpy as np
 import tensorflow as tf
 import tf_keras
-from absl import logging
 
 from pipeline.pruning.channels import Analysis
 from pipeline.errors import PruningError
 from pipeline.pruning.handlers.base import short_name
 from pipeline.registry import Registry
+
+_LOG = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,7 +125,7 @@ def bn_gamma(analysis: Analysis, context: Context) -> np.ndarray:
     uncovered = [g for g in analysis.groups if not covered[g.classes].all()]
     if not uncovered:
         return gamma
-    logging.info("bn_gamma: %d group(s) have channels without BatchNormalization; those use "
+    _LOG.info("bn_gamma: %d group(s) have channels without BatchNormalization; those use "
                  "l1, rescaled to the group's gamma: %s", len(uncovered),
                  ", ".join(g.name for g in uncovered[:5]))
     norms = l1(analysis, context)
