@@ -6,7 +6,7 @@ important by the pruning criterion, so the same channels the pruner would
 drop first), rebuilds the narrower model, and measures its validation
 accuracy without any fine-tuning. Every other group stays whole. A group
 whose accuracy collapses at small ratios is one to prune gently (or to list
-in ``config.prune.ignore``); a flat curve marks a group with slack.
+in ``ignore``); a flat curve marks a group with slack.
 
 Each group is narrowed through :func:`pipeline.pruning.selection.select_fixed`, not
 ``pipeline.prune(model, 0, ratios={group: r})``: the latter also checks the
@@ -88,7 +88,8 @@ def scan(model, dataset, ratios: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9), *,
     """
     bad = [r for r in ratios if not 0 < r < 1]
     if bad:
-        raise PruningError(f"sensitivity ratios must be in (0, 1), got {bad}")
+        raise PruningError(f"ratios={tuple(ratios)} holds {bad}; pass ratios=<fractions, each "
+                           "in (0, 1)>", argument="ratios")
     start = time.time()
     batches = _batches(dataset, max_batches)
     examples = sum(len(y) for _, y in batches)
@@ -135,6 +136,7 @@ def _batches(dataset, max_batches: int) -> list:
         dataset = dataset.take(max_batches)
     batches = [(x, y) for x, y in dataset]
     if not batches:
-        raise PruningError("the sensitivity scan got an empty validation split; set "
-                           "config.data.val_split > 0 or config.sensitivity.enabled=False")
+        raise PruningError("the sensitivity scan got an empty validation split: dataset holds "
+                           "no batches; pass dataset=<non-empty (images, labels) batches>",
+                           argument="dataset")
     return batches

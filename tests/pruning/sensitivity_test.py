@@ -92,10 +92,13 @@ def test_max_batches_limits_the_images(trained):
 
 
 def test_bad_ratio_and_empty_split_are_refused(trained):
-    with pytest.raises(PruningError, match="in \\(0, 1\\)"):
+    in_range = "pass ratios=<fractions, each in \\(0, 1\\)>"
+    with pytest.raises(PruningError, match=in_range) as error:
         sensitivity.scan(trained, batches(), (0.5, 1.0), progress=None)
-    with pytest.raises(PruningError, match="empty validation split"):
+    assert error.value.argument == "ratios" and "config" not in str(error.value)
+    with pytest.raises(PruningError, match="empty validation split.*pass dataset=") as error:
         sensitivity.scan(trained, batches().take(0), (0.5,), progress=None)
+    assert error.value.argument == "dataset" and "config" not in str(error.value)
 
 
 def test_progress_counts_points(trained):
