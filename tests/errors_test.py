@@ -1,4 +1,8 @@
-"""Models the pruner cannot handle get one clear error naming the layer and the fix."""
+"""Errors name the layer, the value and the fix; library messages name Python arguments."""
+import ast
+import pathlib
+import re
+
 import numpy as np
 import pytest
 import tf_keras
@@ -116,3 +120,41 @@ def test_model_inputs_and_outputs_are_never_pruned():
     result = pipeline.prune(model, 0.5, target="filters")
     assert result.model.output_shape == model.output_shape
     assert result.model.input_shape == model.input_shape
+
+
+def test_errors_carry_the_python_argument_they_name():
+    from pipeline.data.loaders import DataError
+    error = DataError("data_dir='' is empty; pass data_dir=<folder>", argument="data_dir")
+    assert isinstance(error, pipeline.PruningError) and isinstance(error, ValueError)
+    assert error.argument == "data_dir" and str(error).startswith("data_dir=''")
+    assert pipeline.TargetError("unreachable").argument is None
+
+
+def _docstrings(tree):
+    """The docstring nodes of a module and of its classes and functions."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            if node.body and isinstance(node.body[0], ast.Expr) and isinstance(
+                    node.body[0].value, ast.Constant) and isinstance(node.body[0].value.value, str):
+                yield node.body[0].value
+
+
+def test_library_messages_name_no_config_key():
+    """Only the run layer (pipeline/run, main.py) may spell a config key in a string."""
+    from configs import default
+    sections = "|".join(sorted(default.get_config().keys()))
+    config_key = re.compile(rf"config\.(?:{sections})\b")
+    root = pathlib.Path(pipeline.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(root).as_posix()
+        if relative.startswith("run/") or relative == "main.py":
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        docstrings = {id(node) for node in _docstrings(tree)}
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                    and id(node) not in docstrings and config_key.search(node.value)):
+                found.append(f"{relative}:{node.lineno}: {node.value[:60]!r}")
+    assert not found, "library strings naming a config key (name the Python argument):\n" + (
+        "\n".join(found))
