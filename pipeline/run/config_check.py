@@ -14,7 +14,7 @@ import os
 
 import models
 from pipeline.pruning import criteria
-from pipeline.data import datasets as data
+from pipeline.data import loaders
 from pipeline.training import distribute
 from pipeline.export import variants as export
 from pipeline.latency import allocate as latency_alloc
@@ -34,7 +34,7 @@ def check(config) -> None:
     _one_of("distribute", config.distribute, distribute.names())
     if not config.model.path:
         _one_of("model.name", config.model.name, models.names())
-    _one_of("data.name", config.data.name, data.loader_names())
+    _one_of("data.name", config.data.name, loaders.loader_names())
     _one_of("prune.target", config.prune.target, TARGETS)
     _one_of("prune.scope", config.prune.scope, SCOPES)
     _one_of("prune.criterion", config.prune.criterion, criteria.criterion_names())

@@ -21,7 +21,7 @@ import models
 from pipeline import api
 from pipeline.run import model_file
 from pipeline.pruning.channels import analyse
-from pipeline.data.datasets import DataError
+from pipeline.data.loaders import DataError
 from pipeline.errors import UnsupportedModelError, WorkdirError
 
 _PROBE = ".write-probe"

@@ -19,7 +19,7 @@ from configs import default
 from pipeline.run import signals as guard
 from pipeline.run import model_file
 from pipeline.run.config_check import ConfigError
-from pipeline.data.datasets import DataError
+from pipeline.data.loaders import DataError
 from pipeline.errors import (ModelFileError, RegistryError, TargetError, UnsupportedLayerError,
                              UnsupportedModelError, WorkdirError)
 from pipeline.main import run_pipeline
