@@ -6,7 +6,11 @@ setuptools.setup(
     version="0.1.0",
     description=__doc__,
     python_requires=">=3.11,<3.12",
-    packages=setuptools.find_packages(include=["pipeline", "pipeline.*", "models", "models.*"]),
+    # configs too: their docstrings say `from configs import default`, and an installed
+    # configs/default.py finds the shipped baseline in models/weights/ beside it.
+    packages=setuptools.find_packages(include=["pipeline", "pipeline.*", "models", "models.*",
+                                               "configs"]),
+    package_data={"models": ["weights/*.keras"]},
     install_requires=[
         "tensorflow==2.21.*",
         "tf-keras==2.21.*",
