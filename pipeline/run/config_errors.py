@@ -48,6 +48,7 @@ ARGUMENT_KEYS: Mapping[str, str] = types.MappingProxyType({
     "min_filters": "prune.min_filters",
     "ignore": "prune.ignore",
     "seed": "seed",
+    "iterations": "finetune.iterations",
     # the latency target (LatencyConfig)
     "table": "prune.latency.table",
     "tolerance": "prune.latency.tolerance",
