@@ -100,7 +100,7 @@ def load(name: str, data_dir: str = "", image_size: int = 0, channels: int = 0) 
 
 
 def _check_splits(splits: Splits, name: str, data_dir: str) -> None:
-    """Raises :class:`DataError` unless images are (N, H, W, 1 or 3) and labels index the classes."""
+    """Raises :class:`DataError` unless images are (N, H, W, 1 or 3), labels index the classes."""
     where = f"{name} data" + (f" in data_dir={data_dir!r}" if data_dir else "")
     fix = f"pass data_dir=<a folder of intact {name} files>"
     shapes = {}
@@ -253,7 +253,8 @@ def folder(data_dir: str = "", image_size: int = 0, channels: int = 0) -> Splits
         x, y, names = _read_folder(data_dir, size, mode)
         order = np.random.default_rng(0).permutation(len(x))
         cut = max(1, int(round(len(x) * FOLDER_TEST_FRACTION)))
-        x_test, y_test, x_train, y_train = x[order[:cut]], y[order[:cut]], x[order[cut:]], y[order[cut:]]
+        test, train = order[:cut], order[cut:]
+        x_test, y_test, x_train, y_train = x[test], y[test], x[train], y[train]
     return Splits(x_train, y_train, x_test, y_test, names)
 
 
