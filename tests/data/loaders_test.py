@@ -135,3 +135,14 @@ def test_the_installed_fashion_mnist():
     assert splits.x_train.shape == (60000, 28, 28, 1) and splits.x_test.shape == (10000, 28, 28, 1)
     assert set(np.unique(splits.y_test)) == set(range(10))
     assert np.bincount(splits.y_train).tolist() == [6000] * 10
+
+
+def test_folder_without_a_test_folder_holds_out_a_fifth(tmp_path):
+    for label in ("cat", "dog"):
+        os.makedirs(tmp_path / label)
+        for i in range(5):
+            png = tf.io.encode_png(tf.fill([8, 8, 3], tf.constant(20 * i, tf.uint8)))
+            (tmp_path / label / f"{i}.png").write_bytes(png.numpy())
+    splits = loaders.load("folder", str(tmp_path), image_size=8)
+    assert len(splits.x_test) == 2 and len(splits.x_train) == 8
+    assert splits.x_train.shape[1:] == (8, 8, 3) and splits.class_names == ("cat", "dog")
