@@ -1,9 +1,13 @@
 """Reads a tf_keras model into plain, frozen graph data.
 
-This is the only module that touches tf_keras' private functional-graph API
-(``_nodes_by_depth``, ``_network_nodes``, ``_keras_history``, node call
-arguments). Everything downstream works on :class:`Graph`: nodes keyed by
-unique names, tensors keyed by strings, static shapes without the batch axis.
+This is the only module that touches tf_keras' private API: the functional
+graph (``_nodes_by_depth``, ``_keras_history``, node call arguments) and the
+layer classes ``tf_keras.layers`` does not export (:data:`LAYER_SCALE`,
+:data:`CUSTOM_SCALE_LAYER`, :data:`TF_OP_LAMBDA`, :data:`SLICING_OP_LAMBDA`,
+which the handler registry needs). Keras warns that this API may change;
+keeping every touch here means one module to fix when it does. Everything
+downstream works on :class:`Graph`: nodes keyed by unique names, tensors
+keyed by strings, static shapes without the batch axis.
 
 Nested functional or Sequential sub-models (ConvNeXt's stem, for example) are
 inlined: their layers become nodes named ``"<submodel>/<layer>"`` and their
@@ -19,8 +23,17 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 import tf_keras
+from tf_keras.src.applications import convnext as _convnext
+from tf_keras.src.applications import inception_resnet_v2 as _inception_resnet_v2
+from tf_keras.src.layers.core import tf_op_layer as _tf_op_layer
 
 from pipeline.errors import UnsupportedModelError
+
+# Layer classes tf_keras uses in its own models but does not export publicly.
+LAYER_SCALE = _convnext.LayerScale  # ConvNeXt: multiplies each channel by gamma
+CUSTOM_SCALE_LAYER = _inception_resnet_v2.CustomScaleLayer  # InceptionResNetV2: x + scale * r
+TF_OP_LAMBDA = _tf_op_layer.TFOpLambda  # a TensorFlow op called on Keras tensors
+SLICING_OP_LAMBDA = _tf_op_layer.SlicingOpLambda  # ``x[..., 1:3]`` on a Keras tensor
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +137,16 @@ def layer_paths(model, prefix=()):
             yield path, layer
 
 
+def output_layer_names(model) -> frozenset[str]:
+    """Names of the layers of ``model`` that produce its outputs (its classifier, say).
+
+    Example:
+      >>> output_layer_names(tf_keras.applications.MobileNetV2(weights=None))
+      frozenset({'predictions'})
+    """
+    return frozenset(_producer(t).name for t in model.outputs)
+
+
 def node_name(path: tuple[str, ...]) -> str:
     """The unique node name of a layer path."""
     return "/".join(path)
@@ -188,7 +211,7 @@ class _Walker:
         if _is_submodel(layer):
             _check_model(layer)
             bound = {id(inner): outer for inner, outer in zip(layer.inputs, inputs)}
-            self.bindings.extend((path + (inner._keras_history.layer.name,), outer)
+            self.bindings.extend((path + (_producer(inner).name,), outer)
                                  for inner, outer in zip(layer.inputs, inputs))
             if len(layer.inputs) != len(inputs):
                 raise UnsupportedModelError(
@@ -242,6 +265,11 @@ def _static_shape(kt) -> tuple:
     if shape.rank is None:
         return ()
     return tuple(shape.as_list()[1:])
+
+
+def _producer(kt):
+    """The layer that produced the Keras tensor ``kt``."""
+    return kt._keras_history.layer  # noqa: SLF001
 
 
 def _is_keras_tensor(x) -> bool:

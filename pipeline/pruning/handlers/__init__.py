@@ -5,15 +5,11 @@ your own layers: :func:`register_handler`, :func:`per_channel`,
 :func:`passthrough`, :func:`opaque`.
 """
 from pipeline.pruning.handlers import channelwise, conv, merge, reshape, tfop  # noqa: F401  (registration)
-from pipeline.pruning.handlers.base import (Handler, WeightAxis, find_handler, get_handler,
-                                    register_handler, registered_classes)
+from pipeline.pruning.handlers.base import (Handler, SparseKernel, WeightAxis, find_handler,
+                                            get_handler, register_handler, registered_classes,
+                                            sparse_kernel)
 from pipeline.pruning.handlers.channelwise import OpaqueHandler, passthrough, per_channel
 from pipeline.pruning.handlers.merge import CouplerHandler
-
-# ConvNeXt's LayerScale multiplies each channel by gamma; its config stores the width.
-from tf_keras.src.applications import convnext as _convnext
-
-register_handler(_convnext.LayerScale, per_channel(("gamma",), config_key="projection_dim"))
 
 
 def opaque() -> Handler:
@@ -26,5 +22,6 @@ def coupler() -> Handler:
     return CouplerHandler()
 
 
-__all__ = ["Handler", "WeightAxis", "register_handler", "find_handler", "get_handler",
-           "registered_classes", "passthrough", "per_channel", "opaque", "coupler"]
+__all__ = ["Handler", "SparseKernel", "WeightAxis", "register_handler", "find_handler",
+           "get_handler", "registered_classes", "sparse_kernel", "passthrough", "per_channel",
+           "opaque", "coupler"]

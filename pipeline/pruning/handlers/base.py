@@ -9,6 +9,8 @@ A handler describes one Keras layer class to the pruner, in three parts:
   declaration drives importance scoring and the physical slicing at rebuild.
 * ``edit_config`` and ``macs``: the narrower layer's config, and its
   multiply-accumulates for given channel counts.
+* ``sparse``: a :class:`SparseKernel` saying which weight is the layer's
+  kernel for TFLite's sparse formats (2:4, 1x4 blocks), or None.
 
 Channel ids are integer numpy arrays, one entry per position of a tensor's
 last (channel) axis; a position may repeat an id (Flatten tiles them,
@@ -56,8 +58,42 @@ class WeightAxis:
         return dataclasses.replace(self, ids=ids)
 
 
+@dataclasses.dataclass(frozen=True)
+class SparseKernel:
+    """A layer's kernel as TF-MOT's sparse masks and TFLite's sparse formats see it.
+
+    Both patterns group weights along the input-channel axis (the last axis of
+    TFLite's OHWI conv and (out, in) fully-connected layouts).
+
+    Attributes:
+      weight: the kernel's short name (``"kernel"``, ``"depthwise_kernel"``).
+      in_axis: the axis of the Keras kernel that holds the input channels.
+      two_of_four: TF-MOT can train it 2:4 and TFLite store it so.
+      block_1x4: it becomes a FULLY_CONNECTED op, whose float kernel TFLite
+        runs block-sparse with 1x4 blocks.
+      reason: why neither pattern applies, when that is the layer's nature
+        (a depthwise conv has one input channel per filter); empty otherwise.
+    """
+
+    weight: str = "kernel"
+    in_axis: int = -2
+    two_of_four: bool = True
+    block_1x4: bool = False
+    reason: str = ""
+
+
 class Handler:
-    """Default behaviour: no weights, no MACs, config unchanged."""
+    """Default behaviour: no weights, no MACs, config unchanged, no sparse kernel.
+
+    Args:
+      sparse: the layer's :class:`SparseKernel`, or None when sparse formats
+        do not apply to it.
+    """
+
+    sparse: SparseKernel | None = None
+
+    def __init__(self, *, sparse: SparseKernel | None = None):
+        self.sparse = sparse
 
     def trace(self, node, ins: list[np.ndarray], tracer) -> list[np.ndarray]:
         raise NotImplementedError
@@ -134,6 +170,17 @@ def get_handler(node) -> Handler:
 
 def registered_classes() -> list[type]:
     return list(_REGISTRY)
+
+
+def sparse_kernel(layer) -> SparseKernel | None:
+    """The :class:`SparseKernel` the registry declares for ``layer``'s exact class, or None.
+
+    Example:
+      >>> sparse_kernel(tf_keras.layers.Dense(8))
+      SparseKernel(weight='kernel', in_axis=-2, two_of_four=True, block_1x4=True, reason='')
+    """
+    handler = _REGISTRY.get(type(layer))
+    return handler.sparse if handler is not None else None
 
 
 def short_name(variable) -> str:

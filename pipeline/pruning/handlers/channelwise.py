@@ -17,6 +17,7 @@ from typing import Sequence
 
 import tf_keras
 
+from pipeline.pruning import graph
 from pipeline.pruning.handlers.base import Handler, WeightAxis, channels, register_all, short_name
 
 
@@ -151,3 +152,5 @@ register_all([L.BatchNormalization], PerChannelHandler(
 register_all([L.LayerNormalization], PerChannelHandler(("gamma", "beta"), axis_key="axis"))
 register_all([L.PReLU], PerChannelHandler(("alpha",)))
 register_all([L.Normalization], PerChannelHandler(("mean", "variance"), scored=()))
+# ConvNeXt's LayerScale multiplies each channel by gamma; its config stores the width.
+register_all([graph.LAYER_SCALE], PerChannelHandler(("gamma",), config_key="projection_dim"))

@@ -18,8 +18,8 @@ import numpy as np
 import tf_keras
 
 from pipeline.errors import UnsupportedLayerError
-from pipeline.pruning.handlers.base import (Handler, WeightAxis, channels, register_all, short_name,
-                                    spatial)
+from pipeline.pruning.handlers.base import (Handler, SparseKernel, WeightAxis, channels,
+                                            register_all, short_name, spatial)
 
 
 def _kernel_size(node, name="kernel") -> int:
@@ -167,9 +167,18 @@ class DenseHandler(Handler):
         return spatial(node.in_shapes[0]) * n_in * n_out
 
 
+# TF-MOT's 2:4 mask supports Conv2D and Dense; only Dense becomes FULLY_CONNECTED.
+CONV2D_KERNEL = SparseKernel("kernel", in_axis=-2, two_of_four=True)
+DENSE_KERNEL = SparseKernel("kernel", in_axis=-2, two_of_four=True, block_1x4=True)
+DEPTHWISE_KERNEL = SparseKernel(
+    "depthwise_kernel", in_axis=-2, two_of_four=False,
+    reason="depthwise conv: one input channel per filter, nothing to group along")
+
 L = tf_keras.layers
-register_all([L.Conv1D, L.Conv2D, L.Conv3D], ConvHandler())
+register_all([L.Conv1D, L.Conv3D], ConvHandler())
+register_all([L.Conv2D], ConvHandler(sparse=CONV2D_KERNEL))
 register_all([L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose], ConvTransposeHandler())
-register_all([L.DepthwiseConv1D, L.DepthwiseConv2D], DepthwiseHandler())
+register_all([L.DepthwiseConv1D], DepthwiseHandler())
+register_all([L.DepthwiseConv2D], DepthwiseHandler(sparse=DEPTHWISE_KERNEL))
 register_all([L.SeparableConv1D, L.SeparableConv2D], SeparableHandler())
-register_all([L.Dense], DenseHandler())
+register_all([L.Dense], DenseHandler(sparse=DENSE_KERNEL))

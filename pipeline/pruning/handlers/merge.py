@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 import tf_keras
-from tf_keras.src.applications import inception_resnet_v2
 
+from pipeline.pruning import graph
 from pipeline.pruning.handlers.base import Handler, channels, register_all
 
 
@@ -44,5 +44,5 @@ class ConcatenateHandler(Handler):
 
 L = tf_keras.layers
 register_all([L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Minimum,
-              inception_resnet_v2.CustomScaleLayer], CouplerHandler())
+              graph.CUSTOM_SCALE_LAYER], CouplerHandler())
 register_all([L.Concatenate], ConcatenateHandler())

@@ -8,8 +8,8 @@ constant, is opaque: its channels are kept, which is always correct.
 from __future__ import annotations
 
 import numpy as np
-from tf_keras.src.layers.core import tf_op_layer
 
+from pipeline.pruning import graph
 from pipeline.pruning.handlers.base import Handler, register_all
 from pipeline.pruning.handlers.channelwise import OpaqueHandler
 from pipeline.pruning.handlers.merge import CouplerHandler
@@ -40,5 +40,5 @@ def _scalar(value) -> bool:
         return False
 
 
-register_all([tf_op_layer.TFOpLambda], TFOpLambdaHandler())
-register_all([tf_op_layer.SlicingOpLambda], OpaqueHandler())
+register_all([graph.TF_OP_LAMBDA], TFOpLambdaHandler())
+register_all([graph.SLICING_OP_LAMBDA], OpaqueHandler())
