@@ -8,22 +8,46 @@ the artifact depends on (the config sections it read and its inputs'
 hashes) and a small record of what it measured. A rerun skips the stage when
 the artifact exists and the stamp's hash matches.
 
+:meth:`Store.cached` is that check-compute-save-stamp in one call; a stage's
+record is a dataclass, stamped as its ``dataclasses.asdict``.
+
 Example:
   >>> store = Store("/tmp/run")
   >>> key = fingerprint("plan", {"ratio": 0.5}, upstream_key)
-  >>> record = store.fresh("plan.json", key)
-  >>> if record is None:
-  ...     store.write_text("plan.json", plan.to_json())
-  ...     store.stamp("plan.json", key, {"removed": 0.5})
+  >>> made = store.cached("plan.json", key, lambda: (plan, Removed(0.5)), Removed,
+  ...                     save=lambda name, plan: store.write_text(name, plan.to_json()))
+  >>> made.reused  # True on a rerun with the same key: nothing was computed
+  False
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
+from typing import Any, Callable, Generic, TypeVar
 
 from pipeline import atomic
 from pipeline.errors import PruningError
+from pipeline.run import model_file
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclasses.dataclass(frozen=True)
+class Cached(Generic[T, R]):
+    """What :meth:`Store.cached` returns.
+
+    Attributes:
+      value: what ``compute`` made, or what ``load`` read back (None without ``load``).
+      record: the stage's record (a dataclass), computed or read from the stamp.
+      reused: True when the stamp matched and nothing was computed.
+    """
+
+    value: T
+    record: R
+    reused: bool
 
 
 class Store:
@@ -58,11 +82,56 @@ class Store:
             return None
         return stamp.get("record", {}) if stamp.get("key") == key else None
 
+    def cached(self, name: str, key: str, compute: Callable[[], tuple[T, R]],
+               record_type: type[R], *, save: Callable[[str, T], Any] | None = None,
+               load: Callable[[str], T] | None = None, needs: tuple[str, ...] = ()
+               ) -> Cached[T, R]:
+        """Artifact ``name`` made from ``key``: read back if stamped so, else computed and stamped.
+
+        Args:
+          name: the artifact, relative to the workdir (its stamp is ``<name>.stamp.json``).
+          key: the hash of everything the artifact depends on.
+          compute: makes ``(value, record)``; called only when the artifact is not fresh.
+          record_type: the record's dataclass, rebuilt from a fresh stamp. A stamp whose
+            record does not fit it (written by another version) counts as not fresh.
+          save: ``save(name, value)`` writes the artifact (None: ``compute`` wrote it).
+          load: ``load(name)`` reads a fresh artifact back (None: the value is None).
+          needs: other artifacts written with ``name`` that must exist for it to count.
+
+        Returns:
+          A :class:`Cached`; ``reused`` tells whether ``compute`` was skipped.
+        """
+        record = self._fresh_record(name, key, record_type, needs)
+        if record is not None:
+            return Cached(load(name) if load else None, record, True)
+        value, record = compute()
+        if save is not None:
+            save(name, value)
+        self.stamp(name, key, dataclasses.asdict(record))
+        return Cached(value, record, False)
+
+    def _fresh_record(self, name: str, key: str, record_type: type[R], needs: tuple[str, ...]):
+        stamped = self.fresh(name, key)
+        if stamped is None or not all(os.path.exists(self.path(n)) for n in needs):
+            return None
+        names = {f.name for f in dataclasses.fields(record_type)}
+        try:  # a stamp's extra keys are dropped; a missing required one makes it stale
+            return record_type(**{k: v for k, v in stamped.items() if k in names})
+        except TypeError:
+            return None
+
     def stamp(self, name: str, key: str, record: dict | None = None) -> None:
         """Marks ``name`` as made from ``key``, with what the stage measured."""
-        self.write_text(name + ".stamp.json",
-                        json.dumps({"key": key, "record": record or {}}, indent=1,
-                                   sort_keys=True) + "\n")
+        self.write_json(name + ".stamp.json", {"key": key, "record": record or {}})
+
+    def write_json(self, name: str, body) -> str:
+        """Writes ``body`` as indented JSON with sorted keys, atomically; returns its path."""
+        return self.write_text(name, json.dumps(body, indent=1, sort_keys=True) + "\n")
+
+    def read_json(self, name: str):
+        """The JSON content of artifact ``name``."""
+        with open(self.path(name)) as f:
+            return json.load(f)
 
     def write_text(self, name: str, text: str) -> str:
         return self.write_bytes(name, text.encode())
@@ -76,6 +145,14 @@ class Store:
         with self.atomic(name) as tmp:
             model.save(tmp)
         return self.path(name)
+
+    def load_model(self, name: str):
+        """Loads the Keras model saved as artifact ``name``.
+
+        Raises:
+          ModelFileError: the file is missing, empty, foreign or damaged.
+        """
+        return model_file.load(self.path(name))
 
     def atomic(self, name: str):
         """Yields a temporary path beside artifact ``name``; moves it into place on success."""
