@@ -27,36 +27,33 @@ optimisation is the same as one process's, only spread out). If you raise
 the learning rate k-fold too (the linear scaling rule, Goyal et al. 2017)
 and keep or add a warm-up (``warmup_epochs``).
 
-Only the chief writes artifacts. A non-chief worker's :class:`WorkerStore`
-writes into its own temporary directory (removed at the end) and reads the
-chief's stamps, so every worker skips the same stages; it joins the export
-stage's sparse fine-tunes but converts nothing, and skips the sensitivity
-scan, the evaluation and the report. Its training logs go to
-``workertemp_<id>`` inside the stage's folder and are deleted after ``fit``,
-as TensorFlow's multi-worker guide does. ``BackupAndRestore`` keeps its
-backup in the chief's ``<stage>/checkpoint`` folder, which every worker must
-be able to read (the same path on one host, or shared storage): a worker
-restarted after a crash restores from it, so training resumes from the last
-finished epoch.
+Only the chief writes artifacts (the run layer's
+:mod:`pipeline.run.worker_store` gives the other workers a private store
+that follows the chief's stamps). A non-chief worker's training logs go to
+``workertemp_<id>`` inside the stage's folder (:meth:`Cluster.write_dir`)
+and are deleted after ``fit``, as TensorFlow's multi-worker guide does.
+``BackupAndRestore`` keeps its backup in the chief's ``<stage>/checkpoint``
+folder, which every worker must be able to read (the same path on one host,
+or shared storage): a worker restarted after a crash restores from it, so
+training resumes from the last finished epoch.
+
+The cluster is passed explicitly to what trains (``fit(..., cluster=)``,
+the export stage's ``ExportContext.cluster``); there is no ambient one.
 
 Example:
   >>> cluster = distribute.setup("multi_worker")   # first, before other TF ops
-  >>> with distribute.active(cluster):
-  ...     result = train.fit(model, datasets, train.Recipe(epochs=2), "/tmp/run/ft")
+  >>> with cluster.peer_errors():
+  ...     result = train.fit(model, datasets, train.Recipe(epochs=2), "/tmp/run/ft",
+  ...                        cluster=cluster)
   >>> cluster.record()
   {'strategy': 'multi_worker', 'num_workers': 2, 'replicas': 2}
 """
 from __future__ import annotations
 
-import atexit
 import contextlib
 import dataclasses
-import hashlib
-import json
 import os
 import shutil
-import socket
-import tempfile
 from typing import Any, Callable
 
 import tensorflow as tf
@@ -64,7 +61,15 @@ import tf_keras
 
 from pipeline.errors import PruningError
 from pipeline.registry import Registry
-from pipeline.run.store import Store
+
+# What a collective op raises when a peer process died, was restarted or stopped answering.
+_PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+                tf.errors.AbortedError)
+
+
+class WorkerLostError(PruningError):
+    """Another worker of the cluster died or became unreachable during training."""
+
 
 _STRATEGIES: Registry[Callable[[], Any]] = Registry("distribution strategy")
 _STRATEGIES.add("none", lambda: None)
@@ -142,28 +147,24 @@ class Cluster:
         if not self.is_chief:
             shutil.rmtree(directory, ignore_errors=True)
 
-    def store(self, workdir: str, restart: bool = False) -> Store:
-        """The chief's :class:`Store`, or a :class:`WorkerStore` reading the chief's stamps."""
-        if self.is_chief:
-            return Store(workdir, restart)
-        private = self.private_dir(workdir)
-        # Also on an error exit (a SIGKILLed worker's is reused when it restarts).
-        atexit.register(shutil.rmtree, private, True)
-        return WorkerStore(workdir, private, restart)
+    @contextlib.contextmanager
+    def peer_errors(self):
+        """In the block, a collective op failing on a lost peer raises :class:`WorkerLostError`.
 
-    def private_dir(self, workdir: str) -> str:
-        """The workdir this process writes into: ``workdir`` for the chief, else a temp dir."""
-        if self.is_chief:
-            return workdir
-        path = os.path.abspath(workdir)
-        tag = hashlib.sha256(path.encode()).hexdigest()[:8]  # same dir after a restart
-        return os.path.join(tempfile.gettempdir(), f"prune-{os.path.basename(path)}-{tag}-"
-                            f"{self.task_type}{self.task_id}")
-
-    def finish(self, store: Store) -> None:
-        """Removes a non-chief worker's private directory (the chief's workdir stays)."""
-        if not self.is_chief:
-            shutil.rmtree(store.workdir, ignore_errors=True)
+        Raises:
+          WorkerLostError: a collective op failed because another worker died or
+            stopped answering (several workers only); the message says how to resume.
+        """
+        try:
+            yield self
+        except _PEER_ERRORS as e:
+            if self.num_workers < 2:
+                raise
+            raise WorkerLostError(
+                f"{self.task_type} {self.task_id} of {self.num_workers} lost contact with "
+                f"another worker ({type(e).__name__}); restart every stopped worker with the "
+                "same command and TF_CONFIG: training resumes from the last epoch's backup"
+            ) from e
 
 
 def setup(name: str) -> Cluster:
@@ -186,69 +187,6 @@ def setup(name: str) -> Cluster:
                    "chief" in spec)
 
 
-def tf_config(workers: list[str], index: int, kind: str = "worker") -> str:
-    """A ``TF_CONFIG`` value for task ``index`` of ``kind`` in a cluster of ``workers``.
-
-    Example:
-      >>> tf_config(["localhost:12345", "localhost:12346"], 1)
-      '{"cluster": {"worker": ["localhost:12345", "localhost:12346"]}, "task": {"type": "worker", "index": 1}}'
-    """
-    return json.dumps({"cluster": {"worker": list(workers)},
-                       "task": {"type": kind, "index": index}})
-
-
-def loopback_addresses(n: int) -> list[str]:
-    """``n`` free ``localhost:PORT`` addresses, for a cluster of processes on this machine.
-
-    The ports are free when returned; another process could still take one
-    before the workers bind it (fine for tests and local benchmarks).
-    """
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    addresses = [f"localhost:{s.getsockname()[1]}" for s in sockets]
-    for s in sockets:
-        s.close()
-    return addresses
-
-
-_CURRENT: list[Cluster] = [Cluster()]
-# What a collective op raises when a peer process died, was restarted or stopped answering.
-_PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
-                tf.errors.AbortedError)
-
-
-class WorkerLostError(PruningError):
-    """Another worker of the cluster died or became unreachable during training."""
-
-
-@contextlib.contextmanager
-def active(cluster: Cluster):
-    """Within the block, :func:`current` is ``cluster`` (training runs under its strategy).
-
-    Raises:
-      WorkerLostError: a collective op failed because another worker died or
-        stopped answering (several workers only); the message says how to resume.
-    """
-    _CURRENT.append(cluster)
-    try:
-        yield cluster
-    except _PEER_ERRORS as e:
-        if cluster.num_workers < 2:
-            raise
-        raise WorkerLostError(
-            f"{cluster.task_type} {cluster.task_id} of {cluster.num_workers} lost contact with "
-            f"another worker ({type(e).__name__}); restart every stopped worker with the same "
-            "command and TF_CONFIG: training resumes from the last epoch's backup") from e
-    finally:
-        _CURRENT.pop()
-
-
-def current() -> Cluster:
-    """The cluster set by the innermost :func:`active` block (``none`` outside any)."""
-    return _CURRENT[-1]
-
-
 def _broadcast_from_chief(strategy, variables, is_chief: bool) -> None:
     """Gives every worker the chief's values of ``variables`` (a sum where only the chief adds).
 
@@ -268,41 +206,3 @@ def _broadcast_from_chief(strategy, variables, is_chief: bool) -> None:
     summed = strategy.experimental_local_results(strategy.run(chief_values))[0]
     for variable, value in zip(variables, summed):
         variable.assign(tf.cast(value, variable.dtype))
-
-
-class WorkerStore(Store):
-    """A non-chief worker's store: writes in a private directory, follows the chief's stamps.
-
-    :meth:`fresh` answers from the chief's workdir (and copies a fresh
-    artifact in, for the stage to load), so every worker skips exactly the
-    stages the chief skips and runs the same collective training steps.
-    :meth:`scratch` returns the chief's checkpoint folder, where
-    ``BackupAndRestore`` reads the chief's backup and writes this worker's
-    own into ``workertemp_<id>``; only the chief empties it.
-
-    Args:
-      chief_workdir: the workdir every worker was given (the chief's).
-      private: this worker's own directory (created; :meth:`Cluster.finish` removes it).
-      restart: as for :class:`Store`.
-    """
-
-    def __init__(self, chief_workdir: str, private: str, restart: bool = False):
-        super().__init__(private, restart)
-        self.chief = Store(chief_workdir, restart)
-
-    def fresh(self, name: str, key: str) -> dict | None:
-        chief = self.chief
-        record = chief.fresh(name, key)
-        if record is None:
-            return None
-        source = chief.path(name)
-        if os.path.isfile(source):
-            with self.atomic(name) as tmp:
-                shutil.copyfile(source, tmp)
-        elif os.path.isdir(source):
-            shutil.copytree(source, self.path(name), dirs_exist_ok=True)
-        return record
-
-    def scratch(self, name: str, key: str) -> str:
-        del key  # the chief checks it and empties the folder for a new config
-        return self.chief.path(name)

@@ -7,29 +7,32 @@ every epoch into ``directory/checkpoint`` (``BackupAndRestore``: a killed
 run resumes from its last finished epoch, optimizer state and schedule
 included, and the checkpoint is deleted once ``fit`` completes) and writes
 TensorBoard logs to ``directory/tensorboard``. Passing ``teacher`` distils
-from it (:mod:`pipeline.training.distill`). Under a ``tf.distribute`` strategy
-(:func:`pipeline.training.distribute.active`) the model (and teacher) are copied into
-the strategy's scope, trained there with ``train.batch_size`` as the global
-batch, and the trained weights copied back (see :mod:`pipeline.training.distribute`
-for the learning-rate rule and which worker writes what).
+from it (:mod:`pipeline.training.distill`). Given a ``cluster`` with a
+``tf.distribute`` strategy (:func:`pipeline.training.distribute.setup`), the
+model (and teacher) are copied into the strategy's scope, trained there with
+``train.batch_size`` as the global batch, and the trained weights copied back
+(see :mod:`pipeline.training.distribute` for the learning-rate rule and which
+worker writes what).
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
+import logging
 import os
 import time
 from typing import Any
 
 import tensorflow as tf
 import tf_keras
-from absl import logging
 
 from pipeline.training import distribute
 from pipeline.training.distill import Distiller, outputs_probabilities
 from pipeline.errors import PruningError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+_LOG = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,8 +96,9 @@ class FitResult:
     seconds: float
 
 
-def fit(model, datasets, recipe: Recipe, directory: str, *, teacher=None,
-        temperature: float = 4.0, alpha: float = 0.5, verbose: int = 2) -> FitResult:
+def fit(model, datasets, recipe: Recipe, directory: str, *,
+        cluster: distribute.Cluster | None = None, teacher=None, temperature: float = 4.0,
+        alpha: float = 0.5, verbose: int = 2) -> FitResult:
     """Trains ``model`` in place on ``datasets.train``, validating on ``datasets.val``.
 
     Args:
@@ -102,6 +106,8 @@ def fit(model, datasets, recipe: Recipe, directory: str, *, teacher=None,
       datasets: a :class:`pipeline.data.datasets.Datasets`.
       recipe: the :class:`Recipe`.
       directory: where checkpoints and TensorBoard logs go (created).
+      cluster: the :class:`pipeline.training.distribute.Cluster` to train under
+        (None: this one process, no strategy).
       teacher: a model to distil from, or None.
       temperature: distillation temperature.
       alpha: weight of the distillation term (0: labels only, 1: teacher only).
@@ -121,7 +127,7 @@ def fit(model, datasets, recipe: Recipe, directory: str, *, teacher=None,
     if recipe.epochs == 0:
         compile_model(model, recipe, datasets.steps_per_epoch)
         return FitResult(model, {}, 0, 0.0)
-    cluster = distribute.current()
+    cluster = distribute.Cluster() if cluster is None else cluster
     student = cluster.replicate(model)  # built in the strategy's scope, chief's weights
     with cluster.scope():
         trainee = student
@@ -139,8 +145,7 @@ def fit(model, datasets, recipe: Recipe, directory: str, *, teacher=None,
         callbacks.append(tf_keras.callbacks.TensorBoard(
             os.path.join(logs, "tensorboard"), write_graph=False, profile_batch=0))
     else:
-        logging.log_first_n(logging.WARNING, "tensorboard is not installed: no TensorBoard "
-                            "logs, only %s", 1, os.path.join(logs, "history.csv"))
+        _no_tensorboard()
     if recipe.patience and has_val:
         callbacks.append(tf_keras.callbacks.EarlyStopping(
             monitor="val_accuracy", mode="max", patience=recipe.patience,
@@ -155,9 +160,15 @@ def fit(model, datasets, recipe: Recipe, directory: str, *, teacher=None,
     if trainee is not model:  # keep the student compiled for plain evaluate()
         compile_model(model, recipe, datasets.steps_per_epoch)
     seconds = time.time() - start
-    logging.info("fit: %d epochs in %.0f s", len(history.epoch), seconds)
+    _LOG.info("fit: %d epochs in %.0f s", len(history.epoch), seconds)
     return FitResult(model, {k: [float(v) for v in vs] for k, vs in history.history.items()},
                      history.epoch[-1] + 1 if history.epoch else 0, seconds)
+
+
+@functools.cache
+def _no_tensorboard() -> None:
+    """Warns once a process that ``fit`` writes no TensorBoard logs."""
+    _LOG.warning("tensorboard is not installed: no TensorBoard logs, only history.csv")
 
 
 def compile_model(model, recipe: Recipe, steps_per_epoch: int, probabilities: bool | None = None):

@@ -20,6 +20,8 @@ import time
 import pytest
 
 import pipeline  # noqa: F401  (first: selects tf_keras before TensorFlow loads)
+from cluster_helpers import loopback_addresses, tf_config
+from pipeline.run import worker_store
 from pipeline.training import distribute
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -28,7 +30,7 @@ SHIPPED = os.path.join(ROOT, "models", "weights", "vgg_fashion_mnist.keras")
 # quick, shrunk: 1,440 training images (45 steps of 32), 400 test images, no scan, no
 # latency timing.
 SMALL = ("--config.data.subset=1600", "--config.data.test_subset=400",
-         "--config.sensitivity.enabled=False", "--config.export.latency_threads=()",
+         "--config.sensitivity.enabled=False", "--config.evaluate.latency_threads=()",
          "--config.export.verify_examples=32")
 # Fine-tuning compared: both runs prune the shipped baseline (same weights, same plan) and
 # fine-tune it 2 epochs; the 2:4 fine-tune runs under the strategy too (round_to=4 makes
@@ -64,14 +66,14 @@ class Cluster:
 
     def __init__(self, workdir, overrides, logs, n=2):
         self.workdir, self.overrides, self.logs = workdir, overrides, logs
-        self.ports = distribute.loopback_addresses(n)
+        self.ports = loopback_addresses(n)
         self.attempts = [0] * n
         self.procs = [self._start(i) for i in range(n)]
 
     def _start(self, i):
         self.attempts[i] += 1
         log = self.logs / f"worker{i}_{self.attempts[i]}.log"
-        return start(self.workdir, self.overrides, log, distribute.tf_config(self.ports, i))
+        return start(self.workdir, self.overrides, log, tf_config(self.ports, i))
 
     def log(self, i, attempt=None):
         return (self.logs / f"worker{i}_{attempt or self.attempts[i]}.log").read_text()
@@ -163,7 +165,8 @@ def test_two_workers_finish_and_only_the_chief_writes(runs):
                  for n in dirs + files if "workertemp" in n or ".tmp" in n]
     assert not leftovers  # the worker's logs and checkpoints were its own, and deleted
     worker = distribute.Cluster("multi_worker", None, "worker", 1, 2)
-    assert not os.path.exists(worker.private_dir(root / "multi"))  # its temporary workdir too
+    # Its temporary workdir too.
+    assert not os.path.exists(worker_store.private_dir(worker, root / "multi"))
 
 
 def test_two_workers_match_one_process_within_noise(runs):
@@ -217,18 +220,17 @@ def test_mirrored_on_one_cpu_trains_and_reports(tmp_path):
     cluster = distribute.setup("mirrored")
     assert cluster.record() == {"strategy": "mirrored", "num_workers": 1, "replicas": 1}
     assert cluster.is_chief
-    with distribute.active(cluster):
-        result = train.fit(model, ds, train.Recipe(epochs=1, lr=0.01), str(tmp_path / "run"),
-                           verbose=0)
+    result = train.fit(model, ds, train.Recipe(epochs=1, lr=0.01), str(tmp_path / "run"),
+                       cluster=cluster, verbose=0)
     assert result.epochs == 1 and result.model is model
     assert not any(isinstance(w, tf.distribute.DistributedValues) for w in model.weights)
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
     assert 0.0 <= train.evaluate(model, ds.test)["accuracy"] <= 1.0
     student = tf_keras.models.clone_model(model)
     student.set_weights(model.get_weights())
-    with distribute.active(cluster):  # distillation: student and teacher both in scope
-        distilled = train.fit(student, ds, train.Recipe(epochs=1, lr=0.01),
-                              str(tmp_path / "distil"), teacher=model, verbose=0)
+    # Distillation: student and teacher both in scope.
+    distilled = train.fit(student, ds, train.Recipe(epochs=1, lr=0.01), str(tmp_path / "distil"),
+                          cluster=cluster, teacher=model, verbose=0)
     assert "kd_loss" in distilled.history
     assert any(not np.array_equal(a, b)
                for a, b in zip(model.get_weights(), student.get_weights()))
@@ -248,10 +250,21 @@ def test_unknown_strategy_fails_with_one_line():
 
 
 def test_tf_config_and_chief_rule():
-    spec = json.loads(distribute.tf_config(["localhost:1", "localhost:2"], 1))
+    spec = json.loads(tf_config(["localhost:1", "localhost:2"], 1))
     assert spec == {"cluster": {"worker": ["localhost:1", "localhost:2"]},
                     "task": {"type": "worker", "index": 1}}
     assert distribute.Cluster("multi_worker", None, "worker", 0, 2).is_chief
     assert not distribute.Cluster("multi_worker", None, "worker", 1, 2).is_chief
     assert not distribute.Cluster("multi_worker", None, "worker", 0, 3, True).is_chief
     assert distribute.Cluster("multi_worker", None, "chief", 0, 3, True).is_chief
+
+
+def test_a_lost_peer_is_one_error_that_says_how_to_resume():
+    import tensorflow as tf
+    two = distribute.Cluster("multi_worker", None, "worker", 1, 2)
+    with pytest.raises(distribute.WorkerLostError, match="worker 1 of 2 lost contact"):
+        with two.peer_errors():
+            raise tf.errors.UnavailableError(None, None, "peer gone")
+    with pytest.raises(tf.errors.UnavailableError):  # one process: nothing to translate
+        with distribute.Cluster().peer_errors():
+            raise tf.errors.UnavailableError(None, None, "socket")
