@@ -30,12 +30,10 @@ from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from pipeline.run import config_check
-from pipeline.training import distribute
-from pipeline.run import signals as guard
-from pipeline.run import preflight
-from pipeline.run import stages
 from pipeline.errors import PruningError
+from pipeline.run import config_check, config_errors, preflight, stages, worker_store
+from pipeline.run import signals as guard
+from pipeline.training import distribute
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Pipeline config file, e.g. configs/default.py or configs/default.py:quick.",
@@ -64,26 +62,35 @@ def run_pipeline(config, workdir: str, restart: bool = False) -> dict:
     """
     config_check.check(config)
     cluster = distribute.setup(config.distribute)  # before any other TensorFlow op
-    preflight.check_workdir(cluster.private_dir(workdir))
-    store = cluster.store(workdir, restart)
+    preflight.check_workdir(worker_store.private_dir(cluster, workdir))
+    store = worker_store.open_store(cluster, workdir, restart)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     tf_keras.utils.set_random_seed(config.seed)
-    datasets = stages.load_data(config)
-    preflight.check_model(config, datasets)
+    data = stages.load_data(config.data, input_size=config.model.input_size,
+                            channels=config.model.channels, batch_size=config.train.batch_size,
+                            seed=config.seed)
+    preflight.check_model(config, data.datasets)
     store.write_text("config.json", json.dumps(config.to_dict(), indent=1, sort_keys=True))
-    with distribute.active(cluster):  # training (baseline, fine-tunes, sparse) under the strategy
-        base = stages.baseline(config, datasets, store)
+    seed, deterministic = config.seed, config.deterministic
+    with cluster.peer_errors():  # training (baseline, fine-tunes, sparse) under the strategy
+        base = stages.baseline(config.model, config.train, data, store, seed=seed,
+                               deterministic=deterministic, cluster=cluster)
         # The scan trains nothing and feeds only the chief's report.
-        curves = stages.sensitivity(config, base, datasets, store) if cluster.is_chief else None
-        pruned, tuned = stages.prune_and_finetune(config, base, datasets, store)
-        exported = stages.export_variants(config, {"baseline": base, "pruned": tuned},
-                                          datasets, store)
+        curves = (stages.sensitivity(config.sensitivity, config.prune, base, data, store,
+                                     seed=seed) if cluster.is_chief else None)
+        pruning = stages.prune_and_finetune(config.prune, config.finetune, base, data, store,
+                                            seed=seed, deterministic=deterministic,
+                                            cluster=cluster)
+        exported = stages.export_variants(
+            config.export, {"baseline": base, "pruned": pruning.tuned}, data, store,
+            model_name=config.model.name, data_name=config.data.name, seed=seed,
+            cluster=cluster)
     if not cluster.is_chief:  # what follows trains nothing, and only the chief reports
-        cluster.finish(store)
+        worker_store.finish(cluster, store)
         return {"distribute": cluster.record(), "chief": False}
-    evaluations = stages.evaluate(config, exported, datasets, store)
-    return stages.write_report(config, base, pruned, tuned, exported, evaluations, store,
+    evaluations = stages.evaluate(config.evaluate, exported, data, store)
+    return stages.write_report(config.to_dict(), base, pruning, exported, evaluations, store,
                                sensitivity=curves, distribution=cluster.record())
 
 
@@ -107,8 +114,8 @@ def _fail(error: BaseException) -> int:
         name = error.args[0] if error.args else "SIGINT"
         message = (f"interrupted by {name}; finished stages and the last finished epoch's "
                    f"checkpoint are kept in {_WORKDIR.value}: rerun the same command to resume")
-    else:
-        message = " ".join(str(error).split())
+    else:  # a library error names its Python argument: say the config key that sets it
+        message = " ".join(config_errors.spelled(error).split())
     print(f"prune-pipeline: error: {message}", file=sys.stderr, flush=True)
     return guard.exit_status(error)
 

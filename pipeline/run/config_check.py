@@ -13,16 +13,14 @@ from __future__ import annotations
 import os
 
 import models
-from pipeline.pruning import criteria
 from pipeline.data import loaders
-from pipeline.training import distribute
+from pipeline.errors import PruningError
 from pipeline.export import variants as export
 from pipeline.latency import allocate as latency_alloc
-from pipeline.errors import PruningError
+from pipeline.latency import refine  # noqa: F401  (registers the latency target)
+from pipeline.pruning import criteria, selection, targets
+from pipeline.training import distribute
 from pipeline.training.fit import OPTIMIZERS, Recipe
-
-TARGETS = ("macs", "filters", "latency")
-SCOPES = ("global", "layer")
 
 
 class ConfigError(PruningError):
@@ -35,8 +33,8 @@ def check(config) -> None:
     if not config.model.path:
         _one_of("model.name", config.model.name, models.names())
     _one_of("data.name", config.data.name, loaders.loader_names())
-    _one_of("prune.target", config.prune.target, TARGETS)
-    _one_of("prune.scope", config.prune.scope, SCOPES)
+    _one_of("prune.target", config.prune.target, targets.names())
+    _one_of("prune.scope", config.prune.scope, selection.SCOPES)
     _one_of("prune.criterion", config.prune.criterion, criteria.criterion_names())
     for section in ("train", "finetune"):
         _one_of(f"{section}.optimizer", config[section].optimizer, OPTIMIZERS)
@@ -59,6 +57,9 @@ def check(config) -> None:
     _at_least("export.verify_examples", config.export.verify_examples, 1)
     _positive("export.float_rtol", config.export.float_rtol)
     _in_range("export.int8_min_agreement", config.export.int8_min_agreement, 0.0, 1.0)
+    for threads in config.evaluate.latency_threads:
+        _at_least("evaluate.latency_threads", threads, 1)
+    _at_least("evaluate.latency_min_secs", config.evaluate.latency_min_secs, 0)
     _in_range("prune.ratio", config.prune.ratio, 0.0, 1.0, closed_high=False)
     _in_range("data.val_split", config.data.val_split, 0.0, 1.0, closed_high=False)
     _in_range("finetune.alpha", config.finetune.alpha, 0.0, 1.0)

@@ -13,8 +13,8 @@ Figures are drawn with matplotlib's Agg backend (no display needed) on
 state leaks between calls, and each file is written atomically.
 
 Example:
-  >>> from pipeline import plots
-  >>> plots.write_all(report, plan, sensitivity, "/tmp/run")
+  >>> from pipeline.run import plots
+  >>> plots.write_all(report, plan.layers, sensitivity, "/tmp/run")
   {'accuracy_vs_macs': 'plots/accuracy_vs_macs.png', ...}
 """
 from __future__ import annotations

@@ -9,7 +9,7 @@ untrained architecture stands in when the baseline is trained, so a bad
 target fails in seconds, not after the baseline's epochs.
 
 Example:
-  >>> from pipeline import preflight
+  >>> from pipeline.run import preflight
   >>> preflight.check_workdir("/tmp/run")
   >>> preflight.check_model(config, datasets)  # raises a PruningError subclass
 """
@@ -19,12 +19,14 @@ import os
 
 import models
 from pipeline import api
-from pipeline.run import model_file
-from pipeline.pruning.channels import analyse
 from pipeline.data.loaders import DataError
 from pipeline.errors import UnsupportedModelError, WorkdirError
+from pipeline.pruning.channels import analyse
+from pipeline.run import model_file, prune_settings
 
 _PROBE = ".write-probe"
+# Targets a dry-run plan can check; ``latency`` measures candidate models, checked as it runs.
+_COUNTED = ("macs", "filters")
 
 
 def check_workdir(workdir: str) -> None:
@@ -93,8 +95,6 @@ def _check_matches_data(model, datasets, where: str) -> None:
 
 def _check_reachable(model, p, seed: int) -> None:
     """A dry-run plan (by L1: reachability depends on the constraints, not the scores)."""
-    if p.target not in ("macs", "filters"):  # other targets need measurements: checked later
+    if p.target not in _COUNTED:
         return
-    api.plan_pruning(model, p.ratio, target=p.target, criterion="l1", scope=p.scope,
-                     round_to=p.round_to, min_filters=p.min_filters, ignore=tuple(p.ignore),
-                     seed=seed)
+    api.plan_pruning(model, prune_settings.prune_config(p, seed, criterion="l1"))

@@ -31,40 +31,51 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 
+from pipeline.run.results import Evaluation, ExportResult, ModelResult, Pruning, summary
 
-def build(config, base, pruned, tuned, exported, evaluations: dict, workdir: str) -> dict:
-    """Assembles the report from the stages' outputs (see the module doc for keys)."""
-    variants = []
-    for item in exported:
-        result = evaluations[item.name]
-        variants.append({
-            "name": item.name, "source": item.source, "tflite": item.path,
-            "keras": item.record["keras"], "macs": item.record["macs"],
-            "params": item.record["params"],
-            "size_bytes": os.path.getsize(os.path.join(workdir, item.path)),
-            "accuracy": result["accuracy"], "latency_ms": result.get("latency_ms", {}),
-            "parity": item.record.get("parity", {}),
-            "notes": list(item.record.get("notes", [])) + list(result.get("notes", [])),
-        })
+
+def build(config: dict, base: ModelResult, pruning: Pruning, exported: list[ExportResult],
+          evaluations: dict[str, Evaluation], workdir: str) -> dict:
+    """Assembles the report from the stages' typed results (see the module doc for keys).
+
+    Args:
+      config: the run's whole config, as a dict.
+      base: the baseline stage's output.
+      pruning: the prune-and-fine-tune stage's output.
+      exported: the export stage's output.
+      evaluations: the evaluate stage's output, by variant name.
+      workdir: the run's directory (file sizes are read there).
+
+    Returns:
+      The report's body (without ``distribute``, ``sensitivity`` and ``plots``,
+      which the report stage adds).
+    """
+    tuned = pruning.tuned
     return {
-        "config": config.to_dict(),
-        "baseline": {"keras": base.path, **_summary(base.record)},
-        "pruned": {"keras": tuned.path, "plan": "plan.json", **_summary(tuned.record),
-                   "accuracy_before_finetune": pruned.record["accuracy"],
-                   "removed": pruned.record.get("removed", {}),
-                   "finetune_epochs": tuned.record.get("epochs", 0),
-                   "steps": pruned.record.get("steps", []),
-                   "latency_target": (pruned.plan.settings.get("latency")
-                                      if pruned.plan is not None else None)},
-        "variants": variants,
+        "config": config,
+        "baseline": {"keras": base.path, **summary(base.record)},
+        "pruned": {"keras": tuned.path, "plan": "plan.json", **summary(tuned.record),
+                   "accuracy_before_finetune": pruning.pruned.record.accuracy,
+                   "removed": dict(pruning.removed),
+                   "finetune_epochs": tuned.record.epochs or 0,
+                   "steps": [dataclasses.asdict(s) for s in pruning.steps],
+                   "latency_target": pruning.plan.report},
+        "variants": [_variant(item, evaluations[item.name], workdir) for item in exported],
     }
 
 
-def _summary(record: dict) -> dict:
-    keys = ("accuracy", "macs", "params", "seconds", "source", "epochs")
-    return {k: record[k] for k in keys if k in record}
+def _variant(item: ExportResult, evaluation: Evaluation, workdir: str) -> dict:
+    record, measured = item.record, evaluation.measured
+    return {
+        "name": item.name, "source": item.source, "tflite": item.path, "keras": record.keras,
+        "macs": record.macs, "params": record.params,
+        "size_bytes": os.path.getsize(os.path.join(workdir, item.path)),
+        "accuracy": measured.accuracy, "latency_ms": measured.latency_ms,
+        "parity": record.parity, "notes": list(record.notes) + list(evaluation.notes),
+    }
 
 
 def latency_line(target: dict) -> str:

@@ -8,8 +8,8 @@ sparse. A variant whose p50 is not at least 5% below the reference's is
 reported as no faster on this CPU.
 
 Example:
-  >>> compare("pruned_2of4", results["pruned_2of4"], "tflite/pruned_2of4.tflite",
-  ...         "pruned_fp32", results["pruned_fp32"], "tflite/pruned_fp32.tflite")
+  >>> compare("pruned_2of4", measured["pruned_2of4"], "tflite/pruned_2of4.tflite",
+  ...         "pruned_fp32", measured["pruned_fp32"], "tflite/pruned_fp32.tflite")
   ['file 54.1 KiB, 68% of pruned_fp32 (80.0 KiB)', 'no faster than pruned_fp32 ...']
 """
 from __future__ import annotations
@@ -18,21 +18,34 @@ import os
 import platform
 
 from pipeline.export import flatbuffer as tflite_weights
+from pipeline.run.results import Measurement
 
 FASTER = 0.95  # p50 ratio below which a variant counts as faster
 
 
-def compare(name: str, result: dict, path: str, reference: str, ref_result: dict,
-            ref_path: str) -> list[str]:
-    """Notes on ``name`` against ``reference`` (see the module doc)."""
+def compare(name: str, result: Measurement, path: str, reference: str,
+            ref_result: Measurement, ref_path: str) -> list[str]:
+    """Notes on ``name`` against ``reference`` (see the module doc).
+
+    Args:
+      name: the variant.
+      result: its :class:`pipeline.run.results.Measurement`.
+      path: its ``.tflite``.
+      reference: the dense variant it derives from.
+      ref_result: the reference's measurement.
+      ref_path: the reference's ``.tflite``.
+
+    Returns:
+      One note a line: size, accuracy, latency per thread count, sparse kernels.
+    """
     size, ref_size = os.path.getsize(path), os.path.getsize(ref_path)
     notes = [f"file {size / 1024:.1f} KiB, {size / ref_size:.0%} of {reference} "
              f"({ref_size / 1024:.1f} KiB)",
-             f"test accuracy {result['accuracy']:.4f} vs {reference} {ref_result['accuracy']:.4f}"]
-    latency, ref_latency = result.get("latency_ms") or {}, ref_result.get("latency_ms") or {}
+             f"test accuracy {result.accuracy:.4f} vs {reference} {ref_result.accuracy:.4f}"]
+    latency, ref_latency = result.latency_ms, ref_result.latency_ms
     shared = sorted(set(latency) & set(ref_latency), key=int)
     if not shared:
-        notes.append("latency not measured (export.latency_threads is empty)")
+        notes.append("latency not measured (evaluate.latency_threads is empty)")
     for threads in shared:
         mine, theirs = latency[threads]["p50"], ref_latency[threads]["p50"]
         if mine < FASTER * theirs:

@@ -34,7 +34,7 @@ CONFIG = os.path.join(ROOT, "configs", "default.py") + ":quick"
 BASE = ("--config.deterministic=True", "--config.data.subset=2000",
         "--config.finetune.epochs=4", "--config.finetune.patience=0",
         "--config.sensitivity.enabled=False", "--config.export.variants=('pruned_fp32',)",
-        "--config.export.latency_threads=()")
+        "--config.evaluate.latency_threads=()")
 # TensorFlow's C++ start-up lines (glog format) and absl's note about them.
 LOG_LINE = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages before absl)")
 KEPT = ("report.json", "report.md", "tflite/pruned_fp32.tflite", "plan.json", "pruned.keras")

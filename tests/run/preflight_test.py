@@ -47,7 +47,7 @@ CONFIG_CASES = [  # overrides, error type, words of the message
     ({"prune.ratio": 0.9, "prune.round_to": 32}, TargetError, "round_to=32"),
     ({"prune.criterion": "l3"}, ConfigError, "'l3' is not one of: bn_gamma, fpgm, l1, l2"),
     ({"prune.scope": "net"}, ConfigError, "'net' is not one of: global, layer"),
-    ({"prune.target": "flops"}, ConfigError, "'flops' is not one of: macs, filters"),
+    ({"prune.target": "flops"}, ConfigError, "'flops' is not one of: filters, latency, macs"),
     ({"export.variants": ("pruned_fp16",)}, ConfigError,
      "'pruned_fp16' is not one of: baseline_fp32, .*pruned_int8"),
 ]

@@ -4,6 +4,7 @@ import tensorflow as tf
 import tf_keras
 
 from pipeline.run import speed_notes as speed
+from pipeline.run.results import Measurement
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +17,8 @@ def tflite_file(tmp_path_factory):
 
 
 def result(p50, accuracy=0.9):
-    return {"accuracy": accuracy, "latency_ms": {"1": {"p50": p50, "p90": p50, "mean": p50}}}
+    latency = {"1": {"p50": p50, "p90": p50, "mean": p50}} if p50 is not None else {}
+    return Measurement(accuracy=accuracy, examples=10, seconds=0.1, latency_ms=latency)
 
 
 def test_no_faster_is_said(tflite_file):
@@ -31,7 +33,7 @@ def test_a_real_speed_up_is_said(tflite_file):
 
 
 def test_unmeasured_latency_is_said(tflite_file):
-    notes = speed.compare("s", {"accuracy": 0.5}, tflite_file, "d", {"accuracy": 0.6},
+    notes = speed.compare("s", result(None, 0.5), tflite_file, "d", result(None, 0.6),
                           tflite_file)
-    assert "latency not measured (export.latency_threads is empty)" in notes
+    assert "latency not measured (evaluate.latency_threads is empty)" in notes
     assert "test accuracy 0.5000 vs d 0.6000" in notes

@@ -10,6 +10,7 @@ import tf_keras
 from configs import default
 from pipeline.data import datasets as data
 from pipeline.run import stages
+from pipeline.run.results import ModelRecord, ModelResult
 from pipeline.run.store import Store
 
 L = tf_keras.layers
@@ -38,6 +39,18 @@ def datasets():
                          sizes={"train": 64, "val": 64, "test": 64}, steps_per_epoch=2)
 
 
+def loaded():
+    return stages.Data(datasets(), "data-key")
+
+
+def baseline(model, key="base-key"):
+    return ModelResult(model, "baseline.keras", key, ModelRecord(0.0, 0, 0))
+
+
+def run(c, base, store):
+    return stages.prune_and_finetune(c.prune, c.finetune, base, loaded(), store, seed=c.seed)
+
+
 def config(iterations):
     c = default.get_config("quick")
     c.finetune.iterations = iterations
@@ -51,65 +64,68 @@ def config(iterations):
 def two_steps(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("iterative")
     model = small_cnn()
-    base = stages.Made(model, "baseline.keras", "base-key", {})
+    base = baseline(model)
     store = Store(str(workdir))
-    pruned, tuned = stages.prune_and_finetune(config(2), base, datasets(), store)
-    return workdir, model, pruned, tuned, store, base
+    return workdir, model, run(config(2), base, store), store, base
 
 
 def test_two_steps_reach_the_mac_target(two_steps):
-    workdir, model, _, tuned, _, _ = two_steps
+    workdir, model, pruning, _, _ = two_steps
+    tuned = pruning.tuned
     removed = 1 - pipeline.count_macs(tuned.model) / pipeline.count_macs(model)
     assert abs(removed - 0.5) <= 0.02
     final = tf_keras.models.load_model(str(workdir / "pruned.keras"), compile=False)
     assert pipeline.count_macs(final) == pipeline.count_macs(tuned.model)
     assert tuned.path == "pruned.keras"
-    assert tuned.record["epochs"] == 2  # one per step, in all
+    assert tuned.record.epochs == 2  # one per step, in all
 
 
 def test_each_step_has_its_plan_and_compounding_ratio(two_steps):
-    workdir, model, pruned, _, _, _ = two_steps
-    steps = pruned.record["steps"]
-    assert [s["step"] for s in steps] == [1, 2]
+    workdir, model, pruning, _, _ = two_steps
+    steps = pruning.steps
+    assert [s.step for s in steps] == [1, 2]
     for s in steps:
-        plan = pipeline.PrunePlan.from_json((workdir / s["plan"]).read_text())
-        assert s["plan"] == f"steps/plan_{s['step']}.json"
-        assert plan.settings["ratio"] == pytest.approx(s["ratio"])
+        plan = pipeline.PrunePlan.from_json((workdir / s.plan).read_text())
+        assert s.plan == f"steps/plan_{s.step}.json"
+        assert plan.settings["ratio"] == pytest.approx(s.ratio)
         # Each step removes about 1 - sqrt(0.5) = 29.3% of what the previous one left.
         assert abs(plan.removed["macs"] - (1 - 0.5 ** 0.5)) <= 0.03
-        assert (workdir / f"steps/pruned_{s['step']}.keras.stamp.json").exists()
-        assert 0.0 <= s["accuracy"] <= 1.0
-    assert steps[1]["macs"] < steps[0]["macs"] < pipeline.count_macs(model)
+        assert (workdir / f"steps/pruned_{s.step}.keras.stamp.json").exists()
+        assert 0.0 <= s.accuracy <= 1.0
+    assert steps[1].macs < steps[0].macs < pipeline.count_macs(model)
 
 
 def test_composed_plan_replays_to_the_final_architecture(two_steps):
-    workdir, model, pruned, tuned, _, _ = two_steps
+    workdir, model, pruning, _, _ = two_steps
+    tuned = pruning.tuned
     plan = pipeline.PrunePlan.from_json((workdir / "plan.json").read_text())
     assert plan.settings["ratio"] == 0.5 and plan.settings["iterations"] == 2
     replayed = pipeline.apply_plan(model, plan)
     assert [l.output_shape for l in replayed.layers] == [l.output_shape for l in
                                                          tuned.model.layers]
     assert plan.macs_after == pipeline.count_macs(tuned.model)
-    assert plan.removed["macs"] == pytest.approx(pruned.record["removed"]["macs"])
+    assert plan.removed["macs"] == pytest.approx(pruning.removed["macs"])
+    assert pruning.plan.to_json() == plan.to_json()
 
 
 def test_rerun_skips_every_step(two_steps, capsys):
-    workdir, _, _, tuned, store, base = two_steps
+    workdir, _, pruning, store, base = two_steps
     stamps = sorted(workdir.glob("**/*.stamp.json"))
     before = [p.stat().st_mtime_ns for p in stamps]
     capsys.readouterr()
-    _, again = stages.prune_and_finetune(config(2), base, datasets(), store)
+    again = run(config(2), base, store)
     out = capsys.readouterr().out
     for tag in ("[prune 1/2] up to date", "[finetune 1/2] up to date",
                 "[prune 2/2] up to date", "[finetune 2/2] up to date"):
         assert tag in out
     assert [p.stat().st_mtime_ns for p in stamps] == before
-    assert again.key == tuned.key
+    assert again.tuned.key == pruning.tuned.key
+    assert again.steps == pruning.steps  # the records read back from the stamps
 
 
 def test_one_iteration_keeps_the_flat_layout(tmp_path):
-    base = stages.Made(small_cnn(), "baseline.keras", "base-key", {})
-    pruned, tuned = stages.prune_and_finetune(config(1), base, datasets(), Store(str(tmp_path)))
-    assert (pruned.path, tuned.path) == ("pruned_initial.keras", "pruned.keras")
+    pruning = run(config(1), baseline(small_cnn()), Store(str(tmp_path)))
+    assert (pruning.pruned.path, pruning.tuned.path) == ("pruned_initial.keras", "pruned.keras")
+    assert pruning.steps == () and pruning.plan is pruning.pruned.plan
     assert json.loads((tmp_path / "plan.json").read_text())["settings"]["ratio"] == 0.5
     assert not (tmp_path / "steps").exists()

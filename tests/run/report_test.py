@@ -1,0 +1,85 @@
+"""report.json from the stages' typed results: the same keys and values as ever."""
+import json
+
+import pipeline  # noqa: F401  (first: selects tf_keras before TensorFlow loads)
+from pipeline.run import report as reporting
+from pipeline.run import stages
+from pipeline.run.results import (Evaluation, ExportRecord, ExportResult, Measurement,
+                                  ModelRecord, ModelResult, PrunedModel, PruneRecord, Pruning,
+                                  Step, summary)
+from pipeline.run.store import Store
+
+BASELINE_KEYS = {"keras", "accuracy", "macs", "params", "seconds", "source"}
+PRUNED_KEYS = {"keras", "plan", "accuracy", "macs", "params", "seconds", "epochs",
+               "accuracy_before_finetune", "removed", "finetune_epochs", "steps",
+               "latency_target"}
+VARIANT_KEYS = {"name", "source", "tflite", "keras", "macs", "params", "size_bytes", "accuracy",
+                "latency_ms", "parity", "notes"}
+STEP_KEYS = {"step", "ratio", "plan", "keras", "macs", "accuracy_before_finetune", "accuracy",
+             "epochs"}
+
+
+class FakePlan:
+    layers = None
+    report = None
+
+
+def results(tmp_path, steps=()):
+    (tmp_path / "tflite").mkdir()
+    (tmp_path / "tflite" / "pruned_fp32.tflite").write_bytes(b"x" * 1000)
+    base = ModelResult(None, "baseline.keras", "b",
+                       ModelRecord(0.91, 2_000_000, 50_000, 3.0, source="/m.keras"))
+    pruned = PrunedModel(None, "pruned_initial.keras", "p",
+                         PruneRecord(0.42, 1_000_000, 20_000, {"macs": 0.5}, "plan.json"),
+                         FakePlan())
+    tuned = ModelResult(None, "pruned.keras", "t",
+                        ModelRecord(0.88, 1_000_000, 20_000, 9.0, history={"loss": [1.0]},
+                                    epochs=3))
+    pruning = Pruning(pruned, tuned, FakePlan(), {"macs": 0.5, "filters": 0.4}, steps)
+    exported = [ExportResult("pruned_fp32", "pruned", "tflite/pruned_fp32.tflite", "e",
+                             ExportRecord("pruned.keras", 1_000_000, 20_000, {"examples": 8},
+                                          ["verified"]))]
+    evaluations = {"pruned_fp32": Evaluation(
+        "pruned_fp32", Measurement(0.87, 500, 0.2, {"1": {"p50": 0.1, "p90": 0.1, "mean": 0.1}}),
+        ("no faster",))}
+    return base, pruning, exported, evaluations
+
+
+def test_report_keys_and_values_come_from_the_typed_results(tmp_path):
+    body = reporting.build({"seed": 0}, *results(tmp_path), str(tmp_path))
+    assert set(body) == {"config", "baseline", "pruned", "variants"}
+    assert body["baseline"] == {"keras": "baseline.keras", "accuracy": 0.91, "macs": 2_000_000,
+                                "params": 50_000, "seconds": 3.0, "source": "/m.keras"}
+    assert set(body["baseline"]) == BASELINE_KEYS  # a loaded baseline has no epochs
+    pruned = body["pruned"]
+    assert set(pruned) == PRUNED_KEYS and "history" not in pruned
+    assert (pruned["accuracy"], pruned["accuracy_before_finetune"]) == (0.88, 0.42)
+    assert pruned["removed"] == {"macs": 0.5, "filters": 0.4}
+    assert (pruned["finetune_epochs"], pruned["steps"], pruned["latency_target"]) == (3, [], None)
+    (variant,) = body["variants"]
+    assert set(variant) == VARIANT_KEYS
+    assert variant["size_bytes"] == 1000 and variant["accuracy"] == 0.87
+    assert variant["notes"] == ["verified", "no faster"]  # the export's, then the evaluation's
+
+
+def test_steps_are_listed_with_their_fields(tmp_path):
+    steps = (Step(1, 0.29, "steps/plan_1.json", "steps/pruned_1.keras", 1_400_000, 0.5, 0.8, 1),
+             Step(2, 0.29, "steps/plan_2.json", "steps/pruned_2.keras", 1_000_000, 0.4, 0.88, 1))
+    body = reporting.build({}, *results(tmp_path, steps), str(tmp_path))
+    assert [set(s) for s in body["pruned"]["steps"]] == [STEP_KEYS, STEP_KEYS]
+    assert body["pruned"]["steps"][1]["accuracy"] == 0.88
+
+
+def test_report_stage_writes_json_and_markdown(tmp_path):
+    store = Store(str(tmp_path))
+    body = stages.write_report({"seed": 0}, *results(tmp_path), store)
+    assert json.loads((tmp_path / "report.json").read_text()) == body
+    assert set(body) == {"config", "baseline", "pruned", "variants", "distribute", "plots"}
+    assert body["distribute"] == {"strategy": "none", "num_workers": 1, "replicas": 1}
+    assert "| pruned_fp32 | 0.8700 |" in (tmp_path / "report.md").read_text()
+
+
+def test_summary_drops_unset_fields_and_the_history():
+    record = ModelRecord(0.5, 10, 2, history={"loss": [1.0]}, epochs=2)
+    assert summary(record) == {"accuracy": 0.5, "macs": 10, "params": 2, "seconds": 0.0,
+                               "epochs": 2}
