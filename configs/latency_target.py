@@ -24,8 +24,7 @@ time each on the device with one thread, and assemble the logs into a table:
 Give ``grid export`` the same ``--round_to``, ``--min_filters`` and ``--ignore``
 as ``prune.*`` (this config's ``round_to`` is 16): they set the narrowest width
 each layer's grid reaches.
-The smoke run (trains its own tiny baseline, so the table is measured on this
-host):
+The smoke run trains its own tiny baseline and measures its table on this host:
 
   python -m pipeline.main --config=configs/latency_target.py:quick --workdir=/tmp/latency_quick
 """
