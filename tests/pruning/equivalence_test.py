@@ -308,20 +308,3 @@ def test_plan_replays_from_json(case):
     np.testing.assert_allclose(replayed(x).numpy(), result.model(x).numpy(), rtol=1e-6,
                                atol=1e-6)
     assert [l.name for l in replayed.layers] == [l.name for l in result.model.layers]
-
-
-def test_layer_norm_over_channels_is_sliced():
-    """LayerNorm over channels can't be output-preserving, but its weights are sliced."""
-    def build(w):
-        x = inp = tf_keras.Input((4, 4, 3))
-        x = L.Conv2D(w, 1, name="c")(x)
-        x = L.LayerNormalization(name="ln")(x)
-        return tf_keras.Model(inp, L.Conv2D(2, 1, name="head")(x))
-
-    model = build(8)
-    randomize(model)
-    result = pipeline.prune(model, 0.5, target="filters")
-    assert result.model.count_params() == build(4).count_params()
-    kept = result.plan.kept()["c"]
-    np.testing.assert_array_equal(result.model.get_layer("ln").get_weights()[0],
-                                  model.get_layer("ln").get_weights()[0][kept])
