@@ -61,8 +61,8 @@ def base(**overrides) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.deterministic = False
-    # Training strategy: none, mirrored (all local devices) or multi_worker (the processes
-    # in TF_CONFIG; see README "Fine-tuning on several workers" and pipeline/training/distribute.py).
+    # Training strategy: none, mirrored (all local devices) or multi_worker (the processes in
+    # TF_CONFIG; see README "Fine-tuning on several workers" and pipeline/training/distribute.py).
     c.distribute = "none"
     return _apply("base", c, overrides)
 
