@@ -83,3 +83,44 @@ def test_summary_drops_unset_fields_and_the_history():
     record = ModelRecord(0.5, 10, 2, history={"loss": [1.0]}, epochs=2)
     assert summary(record) == {"accuracy": 0.5, "macs": 10, "params": 2, "seconds": 0.0,
                                "epochs": 2}
+
+
+LATENCY = {"device": "phone", "ratio": 0.4, "measured": True, "full_ms": 2.5, "budget_ms": 1.5,
+           "predicted_ms": 1.48, "measured_ms": 1.52, "rounds": [{}, {}]}
+
+
+def test_latency_line_says_budget_prediction_and_measurement():
+    assert reporting.latency_line(LATENCY) == (
+        "Latency target: budget 1.500 ms (60% of 2.500 ms, 1 thread, phone), predicted "
+        "1.480 ms, measured 1.520 ms, 2 round(s).")
+    table = {**LATENCY, "measured": False, "measured_ms": None, "rounds": [{}]}
+    assert "not measured (device table), 1 round(s)." in reporting.latency_line(table)
+
+
+def test_markdown_heads_the_variant_table_with_both_accuracies(tmp_path):
+    body = reporting.build({}, *results(tmp_path), str(tmp_path))
+    body["plots"] = {"channels": "plots/channels.png"}
+    lines = reporting.markdown(body).splitlines()
+    assert lines[0] == "# Pruning report"
+    assert lines[2] == "Baseline (Keras): test accuracy 0.9100, 2.00M MACs, 50.00k params."
+    assert lines[3] == ("Pruned (Keras): test accuracy 0.4200 before and 0.8800 after 3 "
+                        "fine-tuning epochs, 1.00M MACs, 20.00k params.")
+    assert ("| pruned_fp32 | 0.8700 | 1.00M | 20.00k | 1.0 KiB | 1 thr 0.100 | "
+            "tflite/pruned_fp32.tflite |") in lines
+    notes = lines.index("## Variant notes")
+    assert lines[notes + 2:notes + 6] == ["**pruned_fp32**", "", "- verified", "- no faster"]
+    assert lines[-3:] == ["## Channels per layer before and after pruning", "",
+                          "![Channels per layer before and after pruning](plots/channels.png)"]
+    assert not any(line.startswith("Latency target") for line in lines)
+
+
+def test_markdown_of_a_latency_target_and_of_steps(tmp_path):
+    steps = (Step(1, 0.29, "steps/plan_1.json", "steps/pruned_1.keras", 1_400_000, 0.5, 0.8, 1),
+             Step(2, 0.29, "steps/plan_2.json", "steps/pruned_2.keras", 1_000_000, 0.4, 0.88, 1))
+    body = reporting.build({}, *results(tmp_path, steps), str(tmp_path))
+    body["pruned"]["latency_target"] = LATENCY
+    text = reporting.markdown(body)
+    assert reporting.latency_line(LATENCY) in text.splitlines()
+    assert "Pruned (Keras, 2 steps; 'before' is before the last step's fine-tuning)" in text
+    assert "fine-tuning epochs in all" in text
+    assert "| 2 | 29.0% | 1.00M | 0.4000 | 0.8800 | steps/plan_2.json |" in text
