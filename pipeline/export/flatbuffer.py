@@ -1,6 +1,6 @@
 """The weight kernels of a written ``.tflite`` file, read from its flatbuffer, densified.
 
-The checks in :mod:`pipeline.export.sparse` must look at what was written, not at
+The checks in :mod:`pipeline.export.sparse_check` must look at what was written, not at
 the Keras model it came from, so this module parses the file with the TFLite
 flatbuffer schema (``tensorflow.lite.python.schema_py_generated``) and
 rebuilds each weight tensor as a dense numpy array. Weights stored sparse by

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-from pipeline.export import mobile
+from pipeline.export import rgb_front
 from pipeline.export import quantize
 from pipeline.errors import PruningError
 
@@ -36,7 +36,7 @@ def tflite_outputs(path: str, images: np.ndarray) -> tuple[np.ndarray, str]:
     (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
     images = np.asarray(images, np.float32)
     if inp["shape"][-1] == 3:
-        images = mobile.to_rgb(images)
+        images = rgb_front.to_rgb(images)
     interpreter.resize_tensor_input(inp["index"], images.shape)
     interpreter.allocate_tensors()
     interpreter.set_tensor(inp["index"], quantize.quantize_images(images, inp))

@@ -5,7 +5,7 @@ training images (never test images). The input's quantization follows the
 calibration range: with images in [0, 1] that reach both ends, a uint8
 input gets scale 1/255 and zero point 0, so a camera frame's raw pixels go
 in unchanged; :func:`convert_int8` checks that, because the mobile metadata
-(:mod:`pipeline.export.mobile`) promises it.
+(:mod:`pipeline.export.metadata`) promises it.
 
 Example:
   >>> data = lambda: ([image[None]] for image in calibration_images)

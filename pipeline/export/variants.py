@@ -3,18 +3,20 @@
 A variant names its source model (``"baseline"`` or ``"pruned"``), an
 optional ``prepare(model, context) -> Prepared`` step (a sparsity-aware
 fine-tune of a copy, say) and a converter ``convert(model, context) -> bytes``.
-The export stage (:func:`pipeline.run.stages.export_variants`) puts the prepared
-model behind an RGB front (:mod:`pipeline.export.mobile`), converts it, adds the
-metadata, verifies the file against the prepared Keras model
-(:mod:`pipeline.export.parity`) and runs the variant's ``check(path)`` on it.
+:func:`export_variant` puts the prepared model behind an RGB front
+(:mod:`pipeline.export.rgb_front`), converts it, adds the metadata
+(:mod:`pipeline.export.metadata`), verifies the file against the prepared
+Keras model (:mod:`pipeline.export.parity`) and runs the variant's
+``check(path)`` on it; the run's export stage calls it for each variant.
 
 Built in:
 
 * ``baseline_fp32``, ``pruned_fp32``: plain float32 conversion;
 * ``pruned_int8``: full-integer quantization (:mod:`pipeline.export.quantize`),
   uint8 or int8 input per ``ExportContext.int8_input``;
-* ``pruned_2of4``: 2:4 sparsity-aware fine-tune, ``EXPERIMENTAL_SPARSITY``,
-  the 2:4 pattern checked in the written file (:mod:`pipeline.export.sparse`);
+* ``pruned_2of4``: 2:4 sparsity-aware fine-tune
+  (:mod:`pipeline.export.sparse_finetune`), ``EXPERIMENTAL_SPARSITY``, the
+  2:4 pattern checked in the written file (:mod:`pipeline.export.sparse_check`);
 * ``pruned_block_fc``: 1x4 block-sparse Dense kernels, stored so TFLite's
   block-sparse FULLY_CONNECTED kernel runs, checked in the written file.
 
@@ -31,14 +33,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
-import numpy as np
 import tensorflow as tf
 
 from pipeline import atomic
-from pipeline.export import mobile
-from pipeline.export import quantize
-from pipeline.export import sparse as sparsity
+from pipeline.export import metadata
 from pipeline.export import parity as verify
+from pipeline.export import quantize
+from pipeline.export import rgb_front
+from pipeline.export import sparse_check
+from pipeline.export import sparse_finetune
 from pipeline.errors import PruningError, RegistryError
 from pipeline.registry import Registry
 
@@ -55,7 +58,9 @@ class ExportContext:
       int8_input: input (and output) type of integer variants: uint8 or int8.
       train: repeating ``(images, labels)`` training batches (sparse fine-tunes).
       steps_per_epoch: training batches per epoch.
-      sparse: the sparse fine-tune's :class:`pipeline.export.sparse.SparseRecipe`.
+      sparse: the sparse fine-tune's :class:`pipeline.export.sparse_finetune.SparseRecipe`.
+      cluster: the :class:`pipeline.training.distribute.Cluster` the sparse
+        fine-tunes train under; None trains in this process alone.
     """
 
     calibration: Any = None
@@ -63,12 +68,15 @@ class ExportContext:
     int8_input: str = "uint8"
     train: Any = None
     steps_per_epoch: int = 0
-    sparse: sparsity.SparseRecipe = sparsity.SparseRecipe()
+    sparse: sparse_finetune.SparseRecipe = sparse_finetune.SparseRecipe()
+    cluster: Any = None
 
     def representative_dataset(self):
         """Yields ``[image_batch_of_1]`` lists, as ``TFLiteConverter`` expects."""
         if self.calibration is None:
-            raise PruningError("this export variant needs calibration data; none was given")
+            raise PruningError("this export variant needs calibration data; none was given: "
+                               "pass calibration=<unbatched (image, label) dataset>",
+                               argument="calibration")
         for image, _ in self.calibration.take(self.samples):
             yield [tf.expand_dims(image, 0)]
 
@@ -86,16 +94,25 @@ class ExportContext:
     def need_train(self, name: str) -> None:
         if self.train is None or not (self.sparse.steps or self.steps_per_epoch):
             raise PruningError(f"export variant '{name}' fine-tunes and needs training data; "
-                               "none was given")
+                               "none was given: pass train=<repeating (images, labels) batches>",
+                               argument="train")
 
 
 @dataclasses.dataclass(frozen=True)
 class Prepared:
-    """A variant's Keras model before conversion, with notes for the report."""
+    """A variant's Keras model before conversion, with notes for the report.
+
+    Attributes:
+      model: the Keras model to convert.
+      notes: sentences for the report.
+      sparse_layers: layers the preparation made sparse.
+      left_dense: the layers a sparse preparation could not make sparse, and why.
+    """
 
     model: Any
     notes: tuple[str, ...] = ()
-    sparse_layers: tuple[str, ...] = ()  # layers the preparation made sparse
+    sparse_layers: tuple[str, ...] = ()
+    left_dense: tuple[sparse_finetune.Ineligible, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,12 +192,8 @@ def convert_int8(model, context: ExportContext) -> bytes:
 def _sparse_prepare(mode: str, name: str):
     def prepare(model, context: ExportContext) -> Prepared:
         context.need_train(name)
-        tuned = sparsity.finetune_sparse(model, mode, context.sparse, context.train,
-                                         context.steps_per_epoch)
-        by_reason: dict[str, list[str]] = {}
-        for layer, why in tuned.skipped.items():
-            by_reason.setdefault(why, []).append(layer)
-        skipped = "; ".join(f"{', '.join(layers)}: {why}" for why, layers in by_reason.items())
+        tuned = sparse_finetune.finetune_sparse(model, mode, context.sparse, context.train,
+                                                context.steps_per_epoch, context.cluster)
         if tuned.pruned:
             notes = (f"{mode}: sparse fine-tune ({context.sparse.epochs} epoch(s) of "
                      f"{context.sparse.steps or context.steps_per_epoch} steps) of "
@@ -188,37 +201,37 @@ def _sparse_prepare(mode: str, name: str):
         else:
             notes = (f"{mode}: no layer is eligible, so this file is the source model "
                      "converted with EXPERIMENTAL_SPARSITY, not sparse",)
-        if skipped:
-            notes += (f"left dense (not eligible): {skipped}",)
-        # Image inputs (1 or 3 channels) are not the pruner's to round.
-        if any("not a multiple of" in why and not why.startswith(("1 ", "3 "))
-               for why in by_reason):
-            notes += ("channel counts that are not multiples of 4 rule layers out: prune with "
-                      "--config.prune.round_to=4 to make those layers eligible",)
-        return Prepared(tuned.model, notes, tuned.pruned)
+        notes += _left_dense_notes(tuned.ineligible)
+        return Prepared(tuned.model, notes, tuned.pruned, tuned.ineligible)
     return prepare
 
 
+def _left_dense_notes(ineligible) -> tuple[str, ...]:
+    """One note listing the dense layers by reason, and one per fix that would make some sparse."""
+    by_reason = _layers_by(ineligible, lambda item: item.reason)
+    if not by_reason:
+        return ()
+    notes = ("left dense (not eligible): "
+             + "; ".join(f"{', '.join(layers)}: {why}" for why, layers in by_reason.items()),)
+    return notes + tuple(f"{fix} to make {', '.join(layers)} eligible"
+                         for fix, layers in _layers_by(ineligible, lambda item: item.fix).items()
+                         if fix)
+
+
+def _layers_by(ineligible, key: Callable) -> dict[str, list[str]]:
+    """Layer names grouped by ``key(item)``, in first-seen order."""
+    grouped: dict[str, list[str]] = {}
+    for item in ineligible:
+        grouped.setdefault(key(item), []).append(item.layer)
+    return grouped
+
+
 def _check_2of4(path: str, prepared: Prepared) -> list[str]:
-    found = sparsity.check_2of4(path)
-    # Counted, not matched by name: a kernel with a BatchNorm folded in is named after the BN.
-    if len(found.eligible) < len(prepared.sparse_layers):
-        raise sparsity.SparsityError(
-            f"{path}: {len(prepared.sparse_layers)} layers were fine-tuned 2:4 "
-            f"({', '.join(prepared.sparse_layers)}) but only {len(found.eligible)} kernels of "
-            "the file are eligible for the check")
-    zeros = f"; eligible kernels {np.mean(list(found.eligible.values())):.0%} zeros" if (
-        found.eligible) else ""
-    return [f"2:4 verified in the file: {found.summary()}{zeros}"]
+    return [sparse_check.verify_2of4(path, prepared.sparse_layers)]
 
 
 def _check_block_fc(path: str, prepared: Prepared) -> list[str]:
-    found = sparsity.check_block_fc(path, require=bool(prepared.sparse_layers))
-    blocks = ", ".join(f"{sparsity.short_name(k)} {v:.0%} zero blocks"
-                       for k, v in found.eligible.items())
-    dense = "; ".join(f"{sparsity.short_name(k)}: {v}" for k, v in found.not_eligible.items())
-    return [f"1x4 block-sparse FULLY_CONNECTED verified in the file: {blocks or 'none'}"
-            + (f"; dense: {dense}" if dense else "")]
+    return [sparse_check.verify_block_fc(path, prepared.sparse_layers)]
 
 
 register_variant("baseline_fp32", source="baseline")(convert_fp32)
@@ -260,7 +273,7 @@ def export_variant(variant: Variant, model, context: ExportContext, path: str,
       context: the :class:`ExportContext`.
       path: where the ``.tflite`` goes.
       labels_path: the labels file to pack into the metadata.
-      info: the :class:`pipeline.export.mobile.ModelInfo` of the metadata.
+      info: the :class:`pipeline.export.metadata.ModelInfo` of the metadata.
       checks: the :class:`Checks`.
 
     Returns:
@@ -272,8 +285,8 @@ def export_variant(variant: Variant, model, context: ExportContext, path: str,
         message names the variant.
     """
     prepared = variant.prepare(model, context) if variant.prepare else Prepared(model)
-    shipped = mobile.add_metadata(variant.convert(mobile.with_rgb_front(prepared.model), context),
-                                  labels_path, info)
+    front = rgb_front.with_rgb_front(prepared.model)
+    shipped = metadata.add_metadata(variant.convert(front, context), labels_path, info)
     with atomic.path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(shipped)

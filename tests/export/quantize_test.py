@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from pipeline.export import mobile
+from pipeline.export.rgb_front import with_rgb_front
 from pipeline.export import quantize
 from pipeline.export import parity as verify
 
@@ -19,7 +19,7 @@ def representative(datasets, count=100):
                                                          ("int8", np.int8, -128)])
 def test_int8_agrees_with_keras(tiny_classifier, tiny_data, tmp_path, input_type, dtype,
                                 zero_point):
-    raw = quantize.convert_int8(mobile.with_rgb_front(tiny_classifier),
+    raw = quantize.convert_int8(with_rgb_front(tiny_classifier),
                                 representative(tiny_data), input_type)
     path = tmp_path / "q.tflite"
     path.write_bytes(raw)
@@ -42,7 +42,7 @@ def test_uncovered_input_range_is_refused(tiny_classifier):
         for _ in range(10):
             yield [np.random.uniform(0, 0.5, (1, 28, 28, 3)).astype(np.float32)]
     with pytest.raises(quantize.QuantizeError, match="do not span"):
-        quantize.convert_int8(mobile.with_rgb_front(tiny_classifier), dim, "uint8")
+        quantize.convert_int8(with_rgb_front(tiny_classifier), dim, "uint8")
 
 
 def test_unknown_input_type(tiny_classifier):

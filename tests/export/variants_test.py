@@ -8,10 +8,11 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter
 
 from pipeline.litert import accuracy as evaluate
-from pipeline.export import variants as export
-from pipeline.export import mobile
-from pipeline.export import sparse as sparsity
+from pipeline.export import metadata
 from pipeline.export import parity as verify
+from pipeline.export import sparse_check
+from pipeline.export import sparse_finetune
+from pipeline.export import variants as export
 from pipeline.errors import PruningError, RegistryError
 
 VARIANTS = ("baseline_fp32", "pruned_fp32", "pruned_int8", "pruned_2of4", "pruned_block_fc")
@@ -20,10 +21,10 @@ VARIANTS = ("baseline_fp32", "pruned_fp32", "pruned_int8", "pruned_2of4", "prune
 @pytest.fixture(scope="module")
 def setup(tiny_data, tmp_path_factory):
     directory = tmp_path_factory.mktemp("export")
-    labels = mobile.write_labels(str(directory / "labels.txt"), tiny_data.class_names)
+    labels = metadata.write_labels(str(directory / "labels.txt"), tiny_data.class_names)
     context = export.ExportContext(
         calibration=tiny_data.calibration, samples=100, train=tiny_data.train,
-        steps_per_epoch=tiny_data.steps_per_epoch, sparse=sparsity.SparseRecipe(steps=4))
+        steps_per_epoch=tiny_data.steps_per_epoch, sparse=sparse_finetune.SparseRecipe(steps=4))
     images = np.concatenate([x.numpy() for x, _ in tiny_data.val])  # all 500: int8 flips a few near-ties
     return directory, labels, context, export.Checks(images)
 
@@ -44,7 +45,7 @@ def test_each_variant_is_exported_and_verified(name, setup, tiny_classifier, tin
     directory, labels, context, checks = setup
     path = str(directory / f"{name}.tflite")
     model, record = export.export_variant(export.get_variant(name), tiny_classifier, context,
-                                          path, labels, mobile.ModelInfo(name), checks)
+                                          path, labels, metadata.ModelInfo(name), checks)
     (inp,) = Interpreter(model_path=path).get_input_details()
     integer = name == "pruned_int8"
     assert list(inp["shape"]) == [1, 28, 28, 3]
@@ -55,7 +56,7 @@ def test_each_variant_is_exported_and_verified(name, setup, tiny_classifier, tin
         assert parity["agreement"] >= 0.99
     else:
         assert parity["max_rel_diff"] <= 1e-4 and parity["agreement"] == 1.0
-    meta = mobile.read_metadata(path)
+    meta = metadata.read_metadata(path)
     assert meta["metadata"]["name"] == name
     assert meta["files"]["labels.txt"].splitlines() == list(tiny_data.class_names)
     sparse = name in ("pruned_2of4", "pruned_block_fc")
@@ -63,7 +64,7 @@ def test_each_variant_is_exported_and_verified(name, setup, tiny_classifier, tin
     if name == "pruned_2of4":
         assert any("2:4 verified in the file" in n for n in record["notes"])
         assert any("block1_conv1: 1 input channel" in n for n in record["notes"])
-        sparsity.check_2of4(path)  # on the file as shipped, metadata included
+        sparse_check.check_2of4(path)  # on the file as shipped, metadata included
     if name == "pruned_block_fc":
         assert any("1x4 block-sparse FULLY_CONNECTED verified" in n for n in record["notes"])
     accuracy = evaluate.tflite_accuracy(path, tiny_data.test)["accuracy"]
@@ -81,7 +82,7 @@ def test_a_failed_parity_check_names_the_variant_and_leaves_no_file(setup, tiny_
     path = directory / "broken.tflite"
     with pytest.raises(verify.VerificationError, match="variant 'broken'"):
         export.export_variant(variant, tiny_classifier, context, str(path), labels,
-                              mobile.ModelInfo("broken"), checks)
+                              metadata.ModelInfo("broken"), checks)
     assert not path.exists()
     assert not [p for p in directory.iterdir() if ".tmp" in p.name]
 
@@ -91,15 +92,42 @@ def test_a_failed_file_check_names_the_variant(setup, tiny_classifier):
     variant = export.Variant("dense_2of4", "pruned", export.convert_fp32,
                              check=export.get_variant("pruned_2of4").check)
     path = directory / "dense_2of4.tflite"
-    with pytest.raises(sparsity.SparsityError, match="variant 'dense_2of4': .*breaks 2:4"):
+    with pytest.raises(sparse_check.SparsityError, match="variant 'dense_2of4': .*breaks 2:4"):
         export.export_variant(variant, tiny_classifier, context, str(path), labels,
-                              mobile.ModelInfo("x"), checks)
+                              metadata.ModelInfo("x"), checks)
     assert not path.exists()
 
 
 def test_sparse_variants_need_training_data(tiny_classifier, setup):
     directory, labels, _, checks = setup
-    with pytest.raises(PruningError, match="'pruned_2of4' fine-tunes and needs training data"):
+    with pytest.raises(PruningError, match="'pruned_2of4' fine-tunes and needs training data") as e:
         export.export_variant(export.get_variant("pruned_2of4"), tiny_classifier,
                               export.ExportContext(), str(directory / "x.tflite"), labels,
-                              mobile.ModelInfo("x"), checks)
+                              metadata.ModelInfo("x"), checks)
+    assert e.value.argument == "train"
+
+
+def test_sparse_notes_come_from_the_ineligible_layers_fields():
+    import tf_keras
+    inputs = tf_keras.Input((6,))
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(3, name="out")(inputs))
+    context = export.ExportContext(train=object(), steps_per_epoch=1)
+    prepared = export.get_variant("pruned_2of4").prepare(model, context)
+    assert prepared.sparse_layers == ()
+    assert prepared.left_dense == (sparse_finetune.Ineligible(
+        "out", "6 input channel(s), not a multiple of 4", "prune with round_to=4", "round_to"),)
+    assert prepared.notes[1:] == ("left dense (not eligible): out: 6 input channel(s), not a "
+                                  "multiple of 4", "prune with round_to=4 to make out eligible")
+
+
+def test_the_sparse_prepare_passes_the_context_cluster(monkeypatch, tiny_classifier):
+    seen = {}
+
+    def finetune(model, mode, recipe, train, steps_per_epoch, cluster=None):
+        seen["cluster"] = cluster
+        return sparse_finetune.SparseModel(model, mode, (), ())
+    monkeypatch.setattr(sparse_finetune, "finetune_sparse", finetune)
+    cluster = object()
+    context = export.ExportContext(train=object(), steps_per_epoch=1, cluster=cluster)
+    export.get_variant("pruned_block_fc").prepare(tiny_classifier, context)
+    assert seen["cluster"] is cluster

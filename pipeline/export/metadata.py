@@ -1,14 +1,10 @@
-"""Mobile-ready classifiers: a 1xHxWx3 RGB input, TFLite metadata and a labels file.
+"""TFLite image-classifier metadata and the labels file packed into it.
 
 The TFLite Task Library's ``ImageClassifier`` and Android Studio's ML Model
-Binding need a 1xHxWx3 RGB input (float32 or uint8), normalisation options
-for float inputs, and the labels as a TENSOR_AXIS_LABELS associated file.
+Binding read a 1xHxWx3 RGB input (float32 or uint8; see
+:mod:`pipeline.export.rgb_front`), normalisation options for float inputs,
+and the labels as a TENSOR_AXIS_LABELS associated file.
 
-* :func:`with_rgb_front` wraps a model to take a batch-1 RGB image. A model
-  trained on grayscale gets a fixed 1x1 convolution (``rgb_to_gray``) with
-  the BT.601 weights of ``tf.image.rgb_to_grayscale`` rescaled to sum to 1,
-  so a gray image repeated on R, G and B gives back the same gray (up to
-  float rounding, ~1e-7) and camera frames go straight in.
 * :func:`add_metadata` writes the metadata with tflite-support's writers
   (imported by their full path: the top-level ``tflite_support`` package
   fails beside protobuf 7). Normalisation, per the Task Library's
@@ -20,10 +16,10 @@ for float inputs, and the labels as a TENSOR_AXIS_LABELS associated file.
 * :func:`read_metadata` reads it back with ``MetadataDisplayer``.
 
 Example:
-  >>> front = with_rgb_front(model)            # (1, 28, 28, 3) float input
-  >>> raw = tf.lite.TFLiteConverter.from_keras_model(front).convert()
   >>> write_labels("out/labels.txt", ["cat", "dog"])
   >>> shipped = add_metadata(raw, "out/labels.txt", ModelInfo(name="pets"))
+  >>> read_metadata("out/pets.tflite")["files"]["labels.txt"]
+  'cat\\ndog\\n'
 """
 from __future__ import annotations
 
@@ -32,7 +28,6 @@ import json
 import os
 
 import numpy as np
-import tf_keras
 from ai_edge_litert.interpreter import Interpreter
 from tensorflow_lite_support.metadata import metadata_schema_py_generated as metadata_fb
 from tensorflow_lite_support.metadata.python import metadata as tflite_metadata
@@ -43,15 +38,13 @@ from tensorflow_lite_support.metadata.python.metadata_writers import writer_util
 from pipeline import atomic
 from pipeline.errors import PruningError
 
-# tf.image.rgb_to_grayscale's weights (ITU-R BT.601), rescaled to sum to exactly 1.
-GRAY_WEIGHTS = np.array([0.2989, 0.5870, 0.1140]) / (0.2989 + 0.5870 + 0.1140)
 LABELS_FILE = "labels.txt"
 # (mean, std) of the Task Library's (pixel - mean) / std, by input dtype name.
 NORMALIZATION = {"float32": (0.0, 255.0), "uint8": (0.0, 1.0), "int8": (128.0, 1.0)}
 
 
-class MobileError(PruningError):
-    """A model cannot be given an RGB input, or its metadata cannot be written."""
+class MetadataError(PruningError):
+    """A model's metadata or labels file cannot be written or read."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,54 +58,50 @@ class ModelInfo:
     license: str = ""
 
 
-def with_rgb_front(model):
-    """``model`` behind a batch-1 RGB float input; a 1-channel model gets ``rgb_to_gray``.
+def write_labels(path: str, class_names) -> str:
+    """Writes one class name per line (atomically).
+
+    Args:
+      path: where the labels file goes.
+      class_names: the class names, in the order of the model's outputs.
+
+    Returns:
+      ``path``.
 
     Raises:
-      MobileError: the model's input has neither 1 nor 3 channels.
+      MetadataError: no names, or a name spans several lines.
     """
-    height, width, channels = model.input_shape[1:]
-    if channels not in (1, 3):
-        raise MobileError(f"{model.name} takes {channels}-channel images; mobile apps feed RGB, "
-                          "so only 1-channel (grayscale) and 3-channel models can be exported")
-    rgb = tf_keras.Input((height, width, 3), batch_size=1, name="image")
-    x = rgb
-    if channels == 1:
-        to_gray = tf_keras.layers.Conv2D(1, 1, use_bias=False, trainable=False, name="rgb_to_gray")
-        x = to_gray(x)
-        to_gray.set_weights([GRAY_WEIGHTS.reshape(1, 1, 3, 1).astype(np.float32)])
-    return tf_keras.Model(rgb, model(x), name=f"{model.name}_rgb")
-
-
-def to_rgb(images: np.ndarray) -> np.ndarray:
-    """A batch of gray images repeated on 3 channels (RGB batches pass through)."""
-    images = np.asarray(images)
-    return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
-
-
-def write_labels(path: str, class_names) -> str:
-    """Writes one class name per line (atomically); returns the path."""
     names = [str(n) for n in class_names]
     if any("\n" in n for n in names) or not names:
-        raise MobileError(f"class names must be non-empty and one line each, got {names}")
+        raise MetadataError(f"class names must be non-empty and one line each, got {names}",
+                            argument="class_names")
     return atomic.write_text(path, "\n".join(names) + "\n")
 
 
 def add_metadata(tflite: bytes, labels_path: str, info: ModelInfo) -> bytes:
     """The model with image-classifier metadata and ``labels_path`` packed in.
 
+    Args:
+      tflite: the converted model, with a 1xHxWx3 input.
+      labels_path: the labels file (:func:`write_labels`).
+      info: the :class:`ModelInfo`.
+
+    Returns:
+      The model's bytes with the metadata.
+
     Raises:
-      MobileError: the input is not 1xHxWx3, its dtype has no normalisation
+      MetadataError: the input is not 1xHxWx3, its dtype has no normalisation
         rule, or the writer fails.
     """
     (detail,) = Interpreter(model_content=tflite).get_input_details()
     shape, dtype = [int(d) for d in detail["shape"]], np.dtype(detail["dtype"]).name
     if len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
-        raise MobileError(f"{info.name}: input shape {shape} is not 1xHxWx3; export the model "
-                          "through with_rgb_front")
+        raise MetadataError(f"{info.name}: input shape {shape} is not 1xHxWx3; export the "
+                            "model through pipeline.export.rgb_front.with_rgb_front",
+                            argument="tflite")
     if dtype not in NORMALIZATION:
-        raise MobileError(f"{info.name}: input dtype {dtype} has no normalisation rule; "
-                          f"expected one of {sorted(NORMALIZATION)}")
+        raise MetadataError(f"{info.name}: input dtype {dtype} has no normalisation rule; "
+                            f"expected one of {sorted(NORMALIZATION)}", argument="tflite")
     mean, std = NORMALIZATION[dtype]
     try:
         general = metadata_info.GeneralMd(name=info.name, version=info.version,
@@ -130,23 +119,26 @@ def add_metadata(tflite: bytes, labels_path: str, info: ModelInfo) -> bytes:
             bytearray(tflite), general_md=general, input_md=inputs, output_md=outputs)
         return bytes(writer.populate())
     except (ValueError, RuntimeError, OSError) as e:
-        raise MobileError(f"{info.name}: writing TFLite metadata failed: {e}") from e
+        raise MetadataError(f"{info.name}: writing TFLite metadata failed: {e}") from e
 
 
 def read_metadata(path: str) -> dict:
     """The metadata of the ``.tflite`` at ``path``, read back with ``MetadataDisplayer``.
+
+    Args:
+      path: a ``.tflite`` file.
 
     Returns:
       ``{"metadata": <the metadata JSON as a dict>, "files": {name: text}}``
       for every packed associated file.
 
     Raises:
-      MobileError: the file has no metadata.
+      MetadataError: the file has no metadata.
     """
     try:
         displayer = tflite_metadata.MetadataDisplayer.with_model_file(os.fspath(path))
     except ValueError as e:
-        raise MobileError(f"{path} carries no TFLite metadata: {e}") from e
+        raise MetadataError(f"{path} carries no TFLite metadata: {e}", argument="path") from e
     files = {name: displayer.get_associated_file_buffer(name).decode()
              for name in displayer.get_packed_associated_file_list()}
     return {"metadata": json.loads(displayer.get_metadata_json()), "files": files}
