@@ -48,7 +48,7 @@ from pipeline import atomic  # noqa: E402
 from pipeline.litert import ab as benchmark
 from pipeline.export import variants as export
 from pipeline.litert import timing as profile
-from pipeline.export import sparse as sparsity
+from pipeline.export import sparse_check, sparse_finetune
 from pipeline.api import plan_pruning  # noqa: E402
 
 TABLES = ("macs", "unstructured", "sparse")
@@ -226,9 +226,9 @@ def build_sparse(files: Files, name: str) -> list[str]:
     files.add("parent_sparse_flag", convert(parent, sparse=True), **dense_facts(parent))
     x = np.random.default_rng(0).uniform(0, 1, (8,) + tuple(parent.input_shape[1:]))
     batches = tf.data.Dataset.from_tensors((x.astype(np.float32), np.zeros((8,), np.int64)))
-    recipe = sparsity.SparseRecipe(epochs=1, steps=1, lr=1e-9)
+    recipe = sparse_finetune.SparseRecipe(epochs=1, steps=1, lr=1e-9)
     for mode in ("2of4", "block_fc"):
-        tuned = sparsity.finetune_sparse(parent, mode, recipe, batches.repeat(), 1)
+        tuned = sparse_finetune.finetune_sparse(parent, mode, recipe, batches.repeat(), 1)
         if not tuned.pruned:
             files.skip(mode, "no eligible layer: " + "; ".join(
                 f"{k}: {v}" for k, v in list(tuned.skipped.items())[:3]))
@@ -236,7 +236,7 @@ def build_sparse(files: Files, name: str) -> list[str]:
         files.add(mode, convert(tuned.model, sparse=True), **dense_facts(tuned.model),
                   layers_sparse=len(tuned.pruned), layers_dense=len(tuned.skipped),
                   kernel_sparsity=kernel_sparsity(tuned.model))
-    check = sparsity.check_2of4(files.path("2of4"))
+    check = sparse_check.check_2of4(files.path("2of4"))
     files.note("2of4", dict(files.meta["2of4"], kernels_in_file_2of4=len(check.eligible)))
     return [l for l in labels if files.have(l)]
 

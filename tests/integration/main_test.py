@@ -118,8 +118,8 @@ def test_sensitivity_and_plots_are_written(first_run):
 
 def test_the_five_variants_ship_verified_with_metadata(first_run):
     from ai_edge_litert.interpreter import Interpreter
-    from pipeline.export import mobile
-    from pipeline.export import sparse as sparsity
+    from pipeline.export import metadata
+    from pipeline.export import sparse_check
     workdir, report, _ = first_run
     variants = {v["name"]: v for v in report["variants"]}
     labels = (workdir / "tflite" / "labels.txt").read_text().splitlines()
@@ -129,15 +129,15 @@ def test_the_five_variants_ship_verified_with_metadata(first_run):
         (inp,) = Interpreter(model_path=path).get_input_details()
         assert list(inp["shape"]) == [1, 28, 28, 3]
         assert inp["dtype"] == (np.uint8 if name == "pruned_int8" else np.float32)
-        meta = mobile.read_metadata(path)
+        meta = metadata.read_metadata(path)
         assert meta["files"]["labels.txt"].splitlines() == labels
         assert v["parity"]["examples"] == 128
         if name == "pruned_int8":
             assert v["parity"]["agreement"] >= default.get_config("quick").export.int8_min_agreement
         else:
             assert v["parity"]["max_rel_diff"] <= 1e-4
-    sparsity.check_2of4(str(workdir / variants["pruned_2of4"]["tflite"]))
-    sparsity.check_block_fc(str(workdir / variants["pruned_block_fc"]["tflite"]))
+    sparse_check.check_2of4(str(workdir / variants["pruned_2of4"]["tflite"]))
+    sparse_check.check_block_fc(str(workdir / variants["pruned_block_fc"]["tflite"]))
     for name in ("pruned_int8", "pruned_2of4", "pruned_block_fc"):
         notes = " ".join(variants[name]["notes"])
         assert "than pruned_fp32" in notes and "% of pruned_fp32" in notes  # measured, either way
