@@ -157,21 +157,40 @@ def test_every_module_has_a_layer():
         "table of tests/architecture_test.py (and the README's Architecture section)")
 
 
+def direction_violations(module: str, tree: ast.AST, where: str):
+    """Yields ``"<where>:<line>: <import>  (<layer> -> <layer>)"`` for each import against the table."""
+    mine = layer_of(module)
+    for line, target, text in imports(module, tree):
+        if not under(target, ["pipeline"]):
+            continue
+        theirs = layer_of(target)
+        if theirs is None or (theirs != mine and theirs not in ALLOWED[mine]):
+            yield f"{where}:{line}: {text}  ({mine} -> {theirs})"
+
+
 def test_imports_point_the_allowed_way():
     violations = []
     for module, path, tree in parsed():
-        mine = layer_of(module)
-        if mine is None:
-            continue  # reported by test_every_module_has_a_layer
-        for line, target, text in imports(module, tree):
-            if not under(target, ["pipeline"]):
-                continue
-            theirs = layer_of(target)
-            if theirs is None or (theirs != mine and theirs not in ALLOWED[mine]):
-                violations.append(f"{relative(path)}:{line}: {text}  ({mine} -> {theirs})")
+        if layer_of(module) is not None:  # else reported by test_every_module_has_a_layer
+            violations.extend(direction_violations(module, tree, relative(path)))
     assert not violations, (
         "imports against the allowed direction (see the table in tests/architecture_test.py):\n"
         + "\n".join(violations))
+
+
+def test_the_direction_check_sees_imports_in_functions_and_relative_ones():
+    """Guards the check above on a made-up pruning module."""
+    source = ("import numpy\n"
+              "from pipeline import errors, atomic\n"
+              "from . import channels\n"
+              "def late():\n"
+              "    from pipeline.run import store\n"
+              "    from ..latency import table\n"
+              "    import pipeline.litert.timing\n")
+    found = list(direction_violations("pipeline.pruning.made_up", ast.parse(source), "m.py"))
+    assert found == ["m.py:5: from pipeline.run import store  (pruning -> run)",
+                     "m.py:6: from ..latency import table  (pruning -> latency)",
+                     "m.py:7: import pipeline.litert.timing  (pruning -> litert)"]
 
 
 @pytest.mark.parametrize("library, allowed", [("absl", ABSL_ALLOWED),
