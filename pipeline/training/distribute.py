@@ -10,10 +10,11 @@ r"""Training under ``tf.distribute``: one process, all local devices, or many wo
   worker per process, each running the same command). Without ``TF_CONFIG``
   it is one worker.
 
-Only training runs under the strategy: :func:`pipeline.training.fit.fit` and the
-sparsity-aware fine-tune (:func:`pipeline.export.sparse.finetune_sparse`) build a
-copy of the model inside ``strategy.scope()`` (:meth:`Cluster.clone`), with
-the chief's weights broadcast to every worker, compile and fit it there, and
+Only training runs under the strategy: :func:`pipeline.training.fit.fit`
+and the sparsity-aware fine-tune
+(:func:`pipeline.export.sparse_finetune.finetune_sparse`) build a copy of
+the model inside ``strategy.scope()`` (:meth:`Cluster.clone`), with the
+chief's weights broadcast to every worker, compile and fit it there, and
 copy the trained weights back into the plain model. Pruning, evaluation and
 export stay single-process, so they never wait on the other workers.
 

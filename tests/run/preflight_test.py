@@ -48,6 +48,9 @@ CONFIG_CASES = [  # overrides, error type, words of the message
     ({"prune.criterion": "l3"}, ConfigError, "'l3' is not one of: bn_gamma, fpgm, l1, l2"),
     ({"prune.scope": "net"}, ConfigError, "'net' is not one of: global, layer"),
     ({"prune.target": "flops"}, ConfigError, "'flops' is not one of: filters, latency, macs"),
+    ({"evaluate.latency_threads": (1, 0)}, ConfigError,
+     r"evaluate.latency_threads=0 must be >= 1"),
+    ({"evaluate.latency_min_secs": -1.0}, ConfigError, "evaluate.latency_min_secs=-1.0 must be"),
     ({"export.variants": ("pruned_fp16",)}, ConfigError,
      "'pruned_fp16' is not one of: baseline_fp32, .*pruned_int8"),
 ]
