@@ -4,6 +4,8 @@ Distillation is tests/training/distill_test.py, training under a strategy
 tests/training/distribute_test.py. The fits here are two epochs of two steps
 on 64 random 8x8 images.
 """
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -127,3 +129,30 @@ def test_zero_epochs_compiles_without_training(tmp_path):
     assert model.optimizer is not None and model.loss is not None
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_an_interrupted_fit_resumes_from_its_last_finished_epoch(tmp_path):
+    """The first run dies in its second epoch; the rerun trains only the epochs left."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 8, 8, 1)).astype(np.float32)
+    y = rng.integers(0, 4, 32)
+    served = []
+
+    def dying():
+        while True:
+            served.append(1)
+            if len(served) == 4:  # the second batch of epoch 2
+                raise RuntimeError("killed")
+            yield x, y
+
+    spec = (tf.TensorSpec((32, 8, 8, 1), tf.float32), tf.TensorSpec((32,), tf.int64))
+    broken = dataclasses.replace(random_datasets(),
+                                 train=tf.data.Dataset.from_generator(dying, output_signature=spec))
+    recipe = train.Recipe(epochs=3, lr=0.05)
+    with pytest.raises(Exception, match="killed"):
+        train.fit(tiny(), broken, recipe, str(tmp_path), verbose=0)
+    assert any((tmp_path / "checkpoint").rglob("*.index"))
+    result = train.fit(tiny(), random_datasets(), recipe, str(tmp_path), verbose=0)
+    assert result.epochs == 3 and len(result.history["loss"]) == 2
+    rows = (tmp_path / "history.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[0] for row in rows] == ["0", "1", "2"]
