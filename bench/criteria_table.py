@@ -112,6 +112,13 @@ def _spread(values) -> str:
     return f"{statistics.median(values):.2f}% ({min(values):.2f}-{max(values):.2f})"
 
 
+def _datasets(config):
+    """The run's data stage on ``config``: its train/val/test pipelines."""
+    return stages.load_data(config.data, input_size=config.model.input_size,
+                            channels=config.model.channels, batch_size=config.train.batch_size,
+                            seed=config.seed).datasets
+
+
 def main(argv):
     del argv
     settings = [s for s in SETTINGS if s[0] in FLAGS.settings]
@@ -125,7 +132,8 @@ def main(argv):
             runs = json.load(f)["runs"]
     baseline_accuracy = None
     for seed in (int(s) for s in FLAGS.seeds):
-        datasets = stages.load_data(_config(seed))
+        config = _config(seed)
+        datasets = _datasets(config)
         baseline = tf_keras.models.load_model(default.SHIPPED_BASELINE, compile=False)
         train.compile_model(baseline, train.Recipe.from_config(_config(seed).finetune),
                             datasets.steps_per_epoch)

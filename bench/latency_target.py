@@ -180,6 +180,13 @@ def _table(records) -> str:
     return "\n".join(rows)
 
 
+def _datasets(config):
+    """The run's data stage on ``config``: its train/val/test pipelines."""
+    return stages.load_data(config.data, input_size=config.model.input_size,
+                            channels=config.model.channels, batch_size=config.train.batch_size,
+                            seed=config.seed).datasets
+
+
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # the converter logs every single-layer model
@@ -187,7 +194,7 @@ def main(argv):
     models = ["MobileNetV2", "default"] if FLAGS.quick and FLAGS.models == flags.FLAGS[
         "models"].default else FLAGS.models
     config = _config()
-    datasets = stages.load_data(config) if "default" in models else None
+    datasets = _datasets(config) if "default" in models else None
     records = []
     for name in models:
         base = _model(name)

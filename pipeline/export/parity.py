@@ -21,9 +21,9 @@ from __future__ import annotations
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-from pipeline.export import rgb_front
-from pipeline.export import quantize
 from pipeline.errors import PruningError
+from pipeline.export import rgb_front
+from pipeline.litert import tensors
 
 
 class VerificationError(PruningError):
@@ -39,9 +39,9 @@ def tflite_outputs(path: str, images: np.ndarray) -> tuple[np.ndarray, str]:
         images = rgb_front.to_rgb(images)
     interpreter.resize_tensor_input(inp["index"], images.shape)
     interpreter.allocate_tensors()
-    interpreter.set_tensor(inp["index"], quantize.quantize_images(images, inp))
+    interpreter.set_tensor(inp["index"], tensors.quantize_images(images, inp))
     interpreter.invoke()
-    return quantize.dequantize(interpreter.get_tensor(out["index"]), out), np.dtype(inp["dtype"]).name
+    return tensors.dequantize(interpreter.get_tensor(out["index"]), out), np.dtype(inp["dtype"]).name
 
 
 def verify_parity(path: str, model, images: np.ndarray, name: str, rtol: float = 1e-4,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
-import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
@@ -79,21 +78,3 @@ def check_input_quantization(tflite: bytes, input_type: str, rtol: float = 0.01)
             f"1/255 and {_ZERO_POINT[input_type]}: the calibration images do not span [0, 1], "
             "so raw camera pixels would be mis-scaled; raise export.calibration_samples")
     return float(scale), int(zero_point)
-
-
-def quantize_images(images: np.ndarray, detail: dict) -> np.ndarray:
-    """Float images -> the input tensor's dtype, with its own scale and zero point."""
-    dtype = detail["dtype"]
-    if np.issubdtype(dtype, np.floating):
-        return images.astype(dtype)
-    scale, zero_point = detail["quantization"]
-    info = np.iinfo(dtype)
-    return np.clip(np.round(images / scale + zero_point), info.min, info.max).astype(dtype)
-
-
-def dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
-    """An output tensor back to float32 with its scale and zero point (floats pass through)."""
-    if np.issubdtype(values.dtype, np.floating):
-        return values.astype(np.float32)
-    scale, zero_point = detail["quantization"]
-    return (values.astype(np.float32) - zero_point) * scale

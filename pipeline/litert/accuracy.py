@@ -17,7 +17,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from pipeline.errors import PruningError
-from pipeline.export.quantize import quantize_images
+from pipeline.litert.tensors import quantize_images
 
 
 def tflite_accuracy(path: str, dataset, num_threads: int | None = None) -> dict:

@@ -8,7 +8,7 @@ then loads, and raises :class:`~pipeline.errors.ModelFileError` with one
 line naming the file, what is wrong with it and what to do.
 
 Example:
-  >>> from pipeline import model_file
+  >>> from pipeline.run import model_file
   >>> model = model_file.load("models/weights/vgg_fashion_mnist.keras")
 """
 from __future__ import annotations

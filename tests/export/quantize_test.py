@@ -48,11 +48,3 @@ def test_uncovered_input_range_is_refused(tiny_classifier):
 def test_unknown_input_type(tiny_classifier):
     with pytest.raises(quantize.QuantizeError, match="int8_input"):
         quantize.convert_int8(tiny_classifier, lambda: iter(()), "int16")
-
-
-def test_quantize_round_trip():
-    detail = {"dtype": np.uint8, "quantization": (1 / 255, 0)}
-    pixels = np.arange(256, dtype=np.float32) / 255
-    np.testing.assert_array_equal(quantize.quantize_images(pixels, detail), np.arange(256))
-    np.testing.assert_allclose(quantize.dequantize(np.arange(256, dtype=np.uint8), detail),
-                               pixels, atol=1e-6)

@@ -1,6 +1,4 @@
 """The sensitivity scan: one point per group and ratio, ratio 0 is the baseline, reruns skip."""
-import json
-import os
 
 import numpy as np
 import pytest
@@ -9,14 +7,11 @@ import pipeline  # noqa: F401  (first: selects tf_keras before TensorFlow loads)
 import tensorflow as tf
 import tf_keras
 from configs import default
-from pipeline.data import datasets as data
 from pipeline.pruning import sensitivity
-from pipeline.run import stages
 from pipeline.pruning.channels import analyse
 from pipeline.errors import PruningError
 from pipeline.pruning.rebuild import rebuild
 from pipeline.pruning.selection import Constraints, select_fixed
-from pipeline.run.store import Store
 
 L = tf_keras.layers
 RATIOS = (0.25, 0.5, 0.75)
@@ -107,41 +102,6 @@ def test_progress_counts_points(trained):
     groups = len(analyse(trained).groups)
     assert len(lines) == groups
     assert lines[-1].startswith(f"{groups}/{groups} ") and "s left" in lines[-1]
-
-
-def fake_datasets():
-    return data.Datasets(train=batches().repeat(), val=batches(), test=batches(),
-                         calibration=batches().unbatch(), input_shape=(8, 8, 1),
-                         class_names=("a", "b", "c", "d"),
-                         sizes={"train": 96, "val": 96, "test": 96}, steps_per_epoch=3)
-
-
-def test_stage_writes_json_and_is_skipped_on_rerun(trained, tmp_path, capsys):
-    config = default.get_config("quick")
-    config.sensitivity.ratios = (0.5,)
-    store = Store(str(tmp_path))
-    base = stages.Made(trained, "baseline.keras", "base-key", {})
-    first = stages.sensitivity(config, base, fake_datasets(), store)
-    path = tmp_path / "sensitivity.json"
-    assert json.loads(path.read_text()) == first
-    assert (tmp_path / "sensitivity.json.stamp.json").exists()
-    before = path.stat().st_mtime_ns
-    capsys.readouterr()
-    again = stages.sensitivity(config, base, fake_datasets(), store)
-    assert "[sensitivity] up to date" in capsys.readouterr().out
-    assert again == first and path.stat().st_mtime_ns == before
-    # A changed upstream (another baseline) redoes the scan.
-    other = stages.Made(trained, "baseline.keras", "other-key", {})
-    stages.sensitivity(config, other, fake_datasets(), store)
-    assert "up to date" not in capsys.readouterr().out
-
-
-def test_stage_is_off_when_disabled(trained, tmp_path):
-    config = default.get_config("quick")
-    config.sensitivity.enabled = False
-    base = stages.Made(trained, "baseline.keras", "k", {})
-    assert stages.sensitivity(config, base, fake_datasets(), Store(str(tmp_path))) is None
-    assert not os.path.exists(tmp_path / "sensitivity.json")
 
 
 @pytest.mark.parametrize("key, value, message", [
