@@ -12,6 +12,11 @@ line on stderr and exit status 1 (``--verbosity=1`` adds the traceback); so
 does a full disk. Ctrl-C or SIGTERM stops it with status 130/143, keeping
 finished stages and the last epoch's checkpoint: rerun to resume.
 
+A model that holds a layer TensorFlow 2.21's oneDNN kernels crash on in
+training (:mod:`pipeline.training.traps`) makes the run restart itself, the
+same command with ``TF_ENABLE_ONEDNN_OPTS=0``, once: finished stages are
+kept, and the rest runs on TensorFlow's own kernels.
+
 ``--config.distribute=multi_worker`` trains across the processes named in
 ``TF_CONFIG`` (every worker runs the same command; only the chief writes the
 workdir); see :mod:`pipeline.training.distribute` and the README.
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import traceback
 
@@ -33,7 +39,7 @@ from ml_collections import config_flags
 from pipeline.errors import PruningError
 from pipeline.run import config_check, config_errors, preflight, stages, worker_store
 from pipeline.run import signals as guard
-from pipeline.training import distribute
+from pipeline.training import distribute, traps
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Pipeline config file, e.g. configs/default.py or configs/default.py:quick.",
@@ -102,8 +108,25 @@ def main(argv):
     with guard.signals():
         try:
             run_pipeline(_CONFIG.value, _WORKDIR.value, _RESTART.value)
+        except traps.OneDnnTrapError as e:
+            _restart_without_onednn(e)
         except (PruningError, KeyboardInterrupt) as e:
             sys.exit(_fail(e))
+
+
+def _restart_without_onednn(error: traps.OneDnnTrapError) -> None:
+    """Replaces this process by the same command with oneDNN off (it is read at TF's import).
+
+    Finished stages are stamped in the workdir, so the new process skips them;
+    ``--restart`` is dropped so that they stay finished.
+    """
+    layers = ", ".join(t.layer for t in error.traps[:3])
+    print(f"prune-pipeline: {layers}: TensorFlow's oneDNN kernels crash when training such "
+          f"layers; restarting with {traps.ENV}=0 (finished stages are kept)",
+          file=sys.stderr, flush=True)
+    argv = [a for a in sys.argv[1:] if a not in ("--restart", "--restart=true", "--restart=True")]
+    os.execve(sys.executable, [sys.executable, "-m", "pipeline.main", *argv],
+              dict(os.environ, **{traps.ENV: "0"}))
 
 
 def _fail(error: BaseException) -> int:

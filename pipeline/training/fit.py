@@ -27,9 +27,9 @@ from typing import Any
 import tensorflow as tf
 import tf_keras
 
-from pipeline.training import distribute
-from pipeline.training.distill import Distiller, outputs_probabilities
 from pipeline.errors import PruningError
+from pipeline.training import distribute, traps
+from pipeline.training.distill import Distiller, outputs_probabilities
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 _LOG = logging.getLogger(__name__)
@@ -118,6 +118,8 @@ def fit(model, datasets, recipe: Recipe, directory: str, *,
 
     Raises:
       PruningError: bad recipe or distillation settings.
+      OneDnnTrapError: the model holds a layer that TF 2.21's oneDNN kernels crash
+        on in training, and oneDNN is on (:mod:`pipeline.training.traps`).
 
     Example:
       >>> result = fit(models.build("vgg", (28, 28, 1), 10), ds, Recipe(epochs=1), "/tmp/run")
@@ -127,6 +129,7 @@ def fit(model, datasets, recipe: Recipe, directory: str, *,
     if recipe.epochs == 0:
         compile_model(model, recipe, datasets.steps_per_epoch)
         return FitResult(model, {}, 0, 0.0)
+    traps.check(model, f"the model '{model.name}'")
     cluster = distribute.Cluster() if cluster is None else cluster
     student = cluster.replicate(model)  # built in the strategy's scope, chief's weights
     with cluster.scope():

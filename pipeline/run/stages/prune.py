@@ -18,9 +18,10 @@ from pipeline.run import report as reporting
 from pipeline.run.results import (ModelRecord, ModelResult, PrunedModel, PruneRecord, Pruning,
                                   Step)
 from pipeline.run.stages.data import Data
-from pipeline.run.stages.finetune import finetune
+from pipeline.run.stages.finetune import finetune, recalibrate
 from pipeline.run.stages.measure import measure
 from pipeline.run.store import Store
+from pipeline.training import traps
 from pipeline.training.distribute import Cluster
 
 PLAN, FINAL = "plan.json", "pruned.keras"
@@ -70,7 +71,8 @@ def prune_and_finetune(prune_section, finetune_section, base: ModelResult, data:
     full = compose.amount(base.model, p.target, p.ignore) if k > 1 else 0.0
     for i in range(1, k + 1):
         ratio = compose.step_ratio(full, current.model, p.ratio, i, k, p.target, p.ignore)
-        pruned = prune(p, current, data, store, seed=seed, ratio=ratio, step=(i, k))
+        pruned = prune(p, current, data, store, seed=seed, ratio=ratio, step=(i, k),
+                       bn_batches=finetune_section.bn_recalibrate_batches)
         current = finetune(finetune_section, pruned, base, data, store, seed=seed,
                            deterministic=deterministic, cluster=cluster, step=(i, k))
         plans.append(pruned.plan)
@@ -91,7 +93,7 @@ def prune_and_finetune(prune_section, finetune_section, base: ModelResult, data:
 
 
 def prune(section, source: ModelResult, data: Data, store: Store, *, seed: int,
-          ratio: float, step: tuple[int, int] = (1, 1)) -> PrunedModel:
+          ratio: float, step: tuple[int, int] = (1, 1), bn_batches: int = 0) -> PrunedModel:
     """Prunes ``source`` per ``config.prune`` by ``ratio``; writes the model and its plan.
 
     Args:
@@ -102,6 +104,8 @@ def prune(section, source: ModelResult, data: Data, store: Store, *, seed: int,
       seed: the run's seed.
       ratio: the fraction of ``prune.target`` this step removes from ``source``.
       step: ``(i, k)``: step ``i`` of ``k`` (see :func:`prune_and_finetune` for the names).
+      bn_batches: ``finetune.bn_recalibrate_batches``: re-estimate the pruned model's
+        BatchNorm statistics on this many training batches before measuring it (0: no).
 
     Returns:
       The :class:`PrunedModel`, before fine-tuning.
@@ -113,20 +117,24 @@ def prune(section, source: ModelResult, data: Data, store: Store, *, seed: int,
     name, plan_name = ("pruned_initial.keras", PLAN) if k == 1 else (
         f"steps/pruned_initial_{i}.keras", f"steps/plan_{i}.json")
     tag = "[prune]" if k == 1 else f"[prune {i}/{k}]"
-    key = fingerprint("prune", source.key, section, seed, step, ratio)
+    key = fingerprint("prune", source.key, section, seed, step, ratio, bn_batches)
     config = prune_settings.prune_config(section, seed, store.path("latency_tables"),
                                          ratio=ratio)
 
     def compute():
         start = time.time()
+        if config.criterion == "taylor":  # it back-propagates through the model
+            traps.check(source.model, "the model scored by taylor")
         result = api.prune(source.model, config, data=data.datasets.train)
         print(f"{tag} {config.criterion}, {config.scope}, {ratio:.1%} of {config.target}\n"
               f"{result.plan.summary_table()}")
         if result.plan.report is not None:
             print(f"{tag} {reporting.latency_line(result.plan.report)}")
+        # Pruning changes what each BatchNorm layer sees: re-estimate before measuring.
+        used = recalibrate(result.model, data, bn_batches, tag)
         record = PruneRecord(**measure(result.model, data.datasets),
                              removed=dict(result.plan.removed), plan=plan_name,
-                             seconds=time.time() - start)
+                             seconds=time.time() - start, bn_batches=used)
         return result, record
 
     def save(name: str, result: api.PruneResult) -> None:
