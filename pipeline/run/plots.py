@@ -1,7 +1,8 @@
 """The report's figures as PNG files: trade-offs, channels per layer, sensitivity.
 
 * ``accuracy_vs_macs.png``, ``accuracy_vs_latency.png``: one marker per
-  export variant, the Pareto front (no other variant is both cheaper and at
+  export variant that was made (a failed or not applicable one has no
+  accuracy), the Pareto front (no other variant is both cheaper and at
   least as accurate) joined by a line and ringed;
 * ``channels.png``: channels of every layer before and after pruning (the
   plan's layer summary), side by side;
@@ -56,10 +57,12 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, flo
 def accuracy_vs_cost(variants: list[dict], cost: str, path: str) -> str | None:
     """Plots accuracy against ``cost`` ("macs" or "latency") per variant; returns ``path``.
 
+    Variants that were not made (``status`` other than ``"ok"``) are left out.
     Returns None (and writes nothing) when no variant has that cost, e.g.
     latency profiling was off.
     """
-    named = [(v["name"], _cost(v, cost), v["accuracy"]) for v in variants]
+    named = [(v["name"], _cost(v, cost), v["accuracy"]) for v in variants
+             if v.get("status", "ok") == "ok"]
     named = [(n, c, a) for n, c, a in named if c is not None]
     if not named:
         return None

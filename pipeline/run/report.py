@@ -6,16 +6,24 @@
 * ``baseline``: the Keras baseline (``keras`` path, test ``accuracy``,
   ``macs``, ``params``, ``source``, ``seconds``);
 * ``pruned``: the pruned model before (``accuracy_before_finetune``) and
-  after fine-tuning, its ``plan`` and the fractions ``removed``;
-* ``variants``: one entry per export variant: ``name``, ``tflite`` (path
-  relative to the workdir), ``keras`` (the model it was converted from),
-  ``macs``, ``params``, ``size_bytes``, ``accuracy`` (LiteRT, test split)
-  and ``latency_ms`` (``{"<threads>": {"p50", "p90", "mean"}}``, empty when
-  latency profiling is off), ``parity`` (the export's check against the
-  Keras model: ``examples``, ``input_dtype``, ``max_abs_diff``,
-  ``max_rel_diff``, ``agreement``) and ``notes`` (what was verified, which
-  layers were not eligible for sparsity and why, and measured size, latency
-  and accuracy against the dense reference variant, including "no faster");
+  after fine-tuning, its ``plan``, the fractions ``removed`` and ``round_to``
+  (``{"asked": ..., "used": ...}``, the last step's alignment: finer than
+  asked when that cannot reach the target, see :mod:`pipeline.run.alignment`);
+* ``variants``: one entry per requested export variant, in order: ``name``,
+  ``source``, ``status`` (``ok``, ``failed`` or ``not_applicable``, see
+  :mod:`pipeline.run.stages.export`), ``reason`` (one line, ``""`` when
+  ok), ``tflite`` (path relative to the workdir), ``keras`` (the model it
+  was converted from), ``macs``, ``params``, ``size_bytes``, ``accuracy``
+  (LiteRT, test split) and ``latency_ms`` (``{"<threads>": {"p50", "p90",
+  "mean"}}``, empty when latency profiling is off), ``parity`` (the export's
+  check against the Keras model: ``examples``, ``input_dtype``,
+  ``max_abs_diff``, ``max_rel_diff``, ``agreement``) and ``notes`` (what was
+  verified, which layers were not eligible for sparsity and why, and
+  measured size, accuracy and paired latency against the dense reference
+  variant, including "no measurable difference"). A variant that was not
+  made has every key, with ``tflite``, ``keras``, ``macs``, ``params``,
+  ``size_bytes``, ``accuracy``, ``latency_ms`` and ``parity`` null and
+  ``notes`` empty;
 * ``sensitivity``: ``sensitivity.json`` when the scan ran (validation
   accuracy per group and ratio, see :mod:`pipeline.pruning.sensitivity`);
 * ``distribute``: how training ran: ``strategy`` (``none``, ``mirrored`` or
@@ -34,7 +42,13 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from pipeline.run.results import Evaluation, ExportResult, ModelResult, Pruning, summary
+from pipeline.run import alignment
+from pipeline.run.results import (FAILED, NOT_APPLICABLE, OK, Evaluation, ExportResult,
+                                  ModelResult, Pruning, summary)
+
+# The shell's status of a run that finished with every requested variant made or not
+# applicable, and of one that finished but a variant failed (1 and 128 + signal: signals.py).
+SUCCESS, VARIANT_FAILED = 0, 3
 
 
 def build(config: dict, base: ModelResult, pruning: Pruning, exported: list[ExportResult],
@@ -62,20 +76,49 @@ def build(config: dict, base: ModelResult, pruning: Pruning, exported: list[Expo
                    "removed": dict(pruning.removed),
                    "finetune_epochs": tuned.record.epochs or 0,
                    "steps": [dataclasses.asdict(s) for s in pruning.steps],
-                   "latency_target": pruning.plan.report},
-        "variants": [_variant(item, evaluations[item.name], workdir) for item in exported],
+                   "latency_target": pruning.plan.report,
+                   "round_to": pruning.pruned.record.round_to},
+        "variants": [_variant(item, evaluations.get(item.name), workdir) for item in exported],
     }
 
 
-def _variant(item: ExportResult, evaluation: Evaluation, workdir: str) -> dict:
+_NOT_MADE = dict.fromkeys(("tflite", "keras", "macs", "params", "size_bytes", "accuracy",
+                           "latency_ms", "parity"))
+
+
+def _variant(item: ExportResult, evaluation: Evaluation | None, workdir: str) -> dict:
+    head = {"name": item.name, "source": item.source, "status": item.status,
+            "reason": item.reason}
+    if not item.ok:
+        return {**head, **_NOT_MADE, "notes": []}
     record, measured = item.record, evaluation.measured
     return {
-        "name": item.name, "source": item.source, "tflite": item.path, "keras": record.keras,
+        **head, "tflite": item.path, "keras": record.keras,
         "macs": record.macs, "params": record.params,
         "size_bytes": os.path.getsize(os.path.join(workdir, item.path)),
         "accuracy": measured.accuracy, "latency_ms": measured.latency_ms,
         "parity": record.parity, "notes": list(record.notes) + list(evaluation.notes),
     }
+
+
+def exit_status(report: dict) -> int:
+    """The shell's status of a finished run: :data:`VARIANT_FAILED` (3) if a variant failed.
+
+    A variant that is not applicable was explained, not failed: status 0.
+    A non-chief worker's report has no variants: status 0.
+
+    Example:
+      >>> exit_status({"variants": [{"name": "pruned_int8", "status": "failed"}]})
+      3
+    """
+    failed = [v for v in report.get("variants", []) if v.get("status", OK) == FAILED]
+    return VARIANT_FAILED if failed else SUCCESS
+
+
+def failures(report: dict) -> list[str]:
+    """One line per failed variant, ``"<name>: <reason>"`` (for the command line's stderr)."""
+    return [f"{v['name']}: {v['reason']}" for v in report.get("variants", [])
+            if v.get("status", OK) == FAILED]
 
 
 def latency_line(target: dict) -> str:
@@ -101,11 +144,15 @@ def markdown(report: dict) -> str:
         f"{' in all' if len(pruned.get('steps', [])) > 1 else ''}, "
         f"{_si(pruned['macs'])} MACs, {_si(pruned['params'])} params.",
         *([latency_line(pruned["latency_target"])] if pruned.get("latency_target") else []),
+        *alignment.line(pruned.get("round_to")),
         "",
         "| variant | accuracy | MACs | params | size | latency p50 (ms) | file |",
         "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for v in report["variants"]:
+        if v.get("status", OK) != OK:
+            lines.append(f"| {v['name']} | {_outcome(v)} | - | - | - | - | - |")
+            continue
         latency = ", ".join(f"{t} thr {s['p50']:.3f}" for t, s in sorted(v["latency_ms"].items()))
         lines.append(f"| {v['name']} | {v['accuracy']:.4f} | {_si(v['macs'])} | "
                      f"{_si(v['params'])} | {v['size_bytes'] / 1024:.1f} KiB | "
@@ -119,9 +166,23 @@ def _notes(variants: list) -> list[str]:
     """Per-variant notes: verification, sparsity checks, measured gains (or their absence)."""
     lines = []
     for v in variants:
-        if v.get("notes"):
-            lines += ["", f"**{v['name']}**", ""] + [f"- {note}" for note in v["notes"]]
+        notes = list(v.get("notes") or [])
+        if v.get("status", OK) != OK:
+            notes = [f"{_OUTCOMES[v['status']]}, no file written: {v['reason']}"]
+        if notes:
+            lines += ["", f"**{v['name']}**", ""] + [f"- {note}" for note in notes]
     return ["", "## Variant notes"] + lines if lines else []
+
+
+_OUTCOMES = {FAILED: "failed", NOT_APPLICABLE: "not applicable"}
+
+
+def _outcome(variant: dict) -> str:
+    """A table cell for a variant that was not made (the reason in full is in the notes)."""
+    if variant["status"] == NOT_APPLICABLE:
+        return "not applicable"
+    reason = variant["reason"].replace("|", "\\|")
+    return f"failed: {reason[:117] + '...' if len(reason) > 120 else reason}"
 
 
 def _in_steps(pruned: dict) -> str:

@@ -167,22 +167,37 @@ class ExportRecord:
     seconds: float = 0.0
 
 
+OK, FAILED, NOT_APPLICABLE = "ok", "failed", "not_applicable"
+STATUSES = (OK, FAILED, NOT_APPLICABLE)  # a variant's outcome in the export stage
+
+
 @dataclasses.dataclass(frozen=True)
 class ExportResult:
-    """The export stage's output for one variant.
+    """The export stage's output for one variant, made or not.
 
     Attributes:
       name: the variant.
       source: ``"baseline"`` or ``"pruned"``, the Keras model it converts.
-      path, key: the ``.tflite`` and its key (see the module doc).
-      record: its :class:`ExportRecord`.
+      path, key: the ``.tflite`` and its key (see the module doc); no file
+        exists at ``path`` unless ``status`` is ``"ok"``.
+      record: its :class:`ExportRecord`; None when the variant was not made.
+      status: ``"ok"`` (written and verified), ``"failed"`` (preparing,
+        converting or verifying it raised) or ``"not_applicable"`` (nothing in
+        the model takes the variant's optimisation).
+      reason: why it was not made, one line ('' when ``"ok"``).
     """
 
     name: str
     source: str
     path: str
     key: str
-    record: ExportRecord
+    record: ExportRecord | None
+    status: str = OK
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,6 +215,26 @@ class Measurement:
     examples: int
     seconds: float
     latency_ms: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class PairedTiming:
+    """A variant timed against its reference, interleaved and paired (the stamp of
+    ``tflite/<variant>.paired.json``, see :mod:`pipeline.run.speed_notes`).
+
+    Attributes:
+      reference: the variant it was timed against.
+      repeats: independent repeats (each reloads both files and interleaves their runs).
+      latency: ``{"<threads>": {"speedup", "speedup_min", "speedup_max", "p50_ms",
+        "p50_range_ms", "reference_p50_ms", "reference_p50_range_ms"}}``: ``speedup``
+        is the median over repeats of the reference's p50 over the variant's (> 1:
+        the variant is faster), ``_min``/``_max`` its spread over the repeats, the
+        p50s medians over repeats with their min-max ranges, in ms.
+    """
+
+    reference: str
+    repeats: int
+    latency: dict
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,8 +13,8 @@ BASELINE_KEYS = {"keras", "accuracy", "macs", "params", "seconds", "source"}
 PRUNED_KEYS = {"keras", "plan", "accuracy", "macs", "params", "seconds", "epochs",
                "accuracy_before_finetune", "removed", "finetune_epochs", "steps",
                "latency_target"}
-VARIANT_KEYS = {"name", "source", "tflite", "keras", "macs", "params", "size_bytes", "accuracy",
-                "latency_ms", "parity", "notes"}
+VARIANT_KEYS = {"name", "source", "status", "reason", "tflite", "keras", "macs", "params",
+                "size_bytes", "accuracy", "latency_ms", "parity", "notes"}
 STEP_KEYS = {"step", "ratio", "plan", "keras", "macs", "accuracy_before_finetune", "accuracy",
              "epochs"}
 
@@ -59,6 +59,7 @@ def test_report_keys_and_values_come_from_the_typed_results(tmp_path):
     (variant,) = body["variants"]
     assert set(variant) == VARIANT_KEYS
     assert variant["size_bytes"] == 1000 and variant["accuracy"] == 0.87
+    assert (variant["status"], variant["reason"]) == ("ok", "")
     assert variant["notes"] == ["verified", "no faster"]  # the export's, then the evaluation's
 
 
@@ -124,3 +125,57 @@ def test_markdown_of_a_latency_target_and_of_steps(tmp_path):
     assert "Pruned (Keras, 2 steps; 'before' is before the last step's fine-tuning)" in text
     assert "fine-tuning epochs in all" in text
     assert "| 2 | 29.0% | 1.00M | 0.4000 | 0.8800 | steps/plan_2.json |" in text
+
+
+def with_outcomes(tmp_path):
+    """The results above plus a failed pruned_int8 and a not applicable pruned_2of4."""
+    base, pruning, exported, evaluations = results(tmp_path)
+    exported = exported + [
+        ExportResult("pruned_int8", "pruned", "tflite/pruned_int8.tflite", "i", None, "failed",
+                     "variant 'pruned_int8': agreement 98.44% | below 99%"),
+        ExportResult("pruned_2of4", "pruned", "tflite/pruned_2of4.tflite", "s", None,
+                     "not_applicable", "no layer is eligible, so no file is written: c1: 3 ...")]
+    return base, pruning, exported, evaluations
+
+
+def test_variants_not_made_keep_their_entry_with_status_reason_and_nulls(tmp_path):
+    body = reporting.build({}, *with_outcomes(tmp_path), str(tmp_path))
+    made, failed, skipped = body["variants"]
+    assert set(failed) == set(skipped) == set(made) == VARIANT_KEYS
+    assert (failed["status"], skipped["status"]) == ("failed", "not_applicable")
+    assert failed["reason"] == "variant 'pruned_int8': agreement 98.44% | below 99%"
+    for key in ("tflite", "keras", "macs", "params", "size_bytes", "accuracy", "latency_ms",
+                "parity"):
+        assert failed[key] is None and skipped[key] is None
+    assert failed["notes"] == [] and failed["source"] == "pruned"
+
+
+def test_markdown_shows_failed_and_not_applicable_variants(tmp_path):
+    body = reporting.build({}, *with_outcomes(tmp_path), str(tmp_path))
+    lines = reporting.markdown(body).splitlines()
+    assert ("| pruned_int8 | failed: variant 'pruned_int8': agreement 98.44% \\| below 99% | "
+            "- | - | - | - | - |") in lines
+    assert "| pruned_2of4 | not applicable | - | - | - | - | - |" in lines
+    notes = lines[lines.index("## Variant notes"):]
+    at = notes.index("**pruned_int8**")
+    assert notes[at + 2] == ("- failed, no file written: variant 'pruned_int8': agreement "
+                             "98.44% | below 99%")
+    at = notes.index("**pruned_2of4**")
+    assert notes[at + 2].startswith("- not applicable, no file written: no layer is eligible")
+
+
+def test_exit_status_is_3_only_when_a_variant_failed(tmp_path):
+    body = reporting.build({}, *with_outcomes(tmp_path), str(tmp_path))
+    assert reporting.exit_status(body) == reporting.VARIANT_FAILED == 3
+    assert reporting.failures(body) == [
+        "pruned_int8: variant 'pruned_int8': agreement 98.44% | below 99%"]
+    body["variants"] = [v for v in body["variants"] if v["status"] != "failed"]
+    assert reporting.exit_status(body) == 0 and reporting.failures(body) == []  # explained
+    assert reporting.exit_status({"distribute": {}, "chief": False}) == 0  # a worker's
+
+
+def test_report_stage_plots_only_the_made_variants(tmp_path):
+    body = stages.write_report({}, *with_outcomes(tmp_path), Store(str(tmp_path)))
+    assert set(body["plots"]) == {"accuracy_vs_macs", "accuracy_vs_latency"}
+    assert [v["status"] for v in json.loads((tmp_path / "report.json").read_text())[
+        "variants"]] == ["ok", "failed", "not_applicable"]

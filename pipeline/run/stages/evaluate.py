@@ -8,7 +8,7 @@ from pipeline.fingerprint import fingerprint
 from pipeline.litert import accuracy as tflite_eval
 from pipeline.litert import timing
 from pipeline.run import speed_notes
-from pipeline.run.results import Evaluation, ExportResult, Measurement
+from pipeline.run.results import Evaluation, ExportResult, Measurement, PairedTiming
 from pipeline.run.stages.data import Data
 from pipeline.run.store import Store
 
@@ -17,8 +17,12 @@ def evaluate(section, exported: list[ExportResult], data: Data,
              store: Store) -> dict[str, Evaluation]:
     """Runs every exported variant on the test split; writes ``tflite/<name>.eval.json``.
 
-    A variant with a dense ``reference`` also gets ``notes`` comparing its
-    measured size and latency with the reference's (when both were exported).
+    Only variants whose export is ``ok`` are run (the others have no file). A
+    variant with a dense ``reference`` that was exported too also gets
+    ``notes`` comparing its size, accuracy and latency with the reference's;
+    the latencies come from the two files timed side by side, interleaved
+    and repeated (``tflite/<name>.paired.json``, see
+    :mod:`pipeline.run.speed_notes`), not from their separate profiles.
 
     Args:
       section: ``config.evaluate`` (``latency_threads``: thread counts to time,
@@ -28,26 +32,48 @@ def evaluate(section, exported: list[ExportResult], data: Data,
       store: the workdir.
 
     Returns:
-      Variant name -> its :class:`Evaluation`, in export order.
+      Variant name -> its :class:`Evaluation`, in export order, for the ``ok`` variants.
     """
+    made = [item for item in exported if item.ok]
     measured = {}
-    for item in exported:
+    for item in made:
         name = item.path[:-len(".tflite")] + ".eval.json"
         key = fingerprint("evaluate", item.key, data.key, section.latency_threads,
                           section.latency_min_secs)
         compute = functools.partial(_measure, store.path(item.path), data, section)
-        made = store.cached(name, key, compute, Measurement, save=store.write_json)
-        print(f"[evaluate] {item.name}: accuracy {made.record.accuracy:.4f}")
-        measured[item.name] = made.record
+        done = store.cached(name, key, compute, Measurement, save=store.write_json)
+        print(f"[evaluate] {item.name}: accuracy {done.record.accuracy:.4f}")
+        measured[item.name] = done.record
+    by_name = {item.name: item for item in made}
     evaluations = {}
-    for item in exported:
-        reference, notes = item.record.reference, ()
-        if reference in measured:
+    for item in made:
+        reference, notes = by_name.get(item.record.reference), ()
+        if reference is not None:
+            paired = _paired(item, reference, section, store)
             notes = tuple(speed_notes.compare(
-                item.name, measured[item.name], store.path(item.path), reference,
-                measured[reference], store.path(f"tflite/{reference}.tflite")))
+                item.name, measured[item.name], store.path(item.path), reference.name,
+                measured[reference.name], store.path(reference.path), paired))
         evaluations[item.name] = Evaluation(item.name, measured[item.name], notes)
     return evaluations
+
+
+def _paired(item: ExportResult, reference: ExportResult, section,
+            store: Store) -> PairedTiming | None:
+    """``item`` timed against ``reference`` (cached in ``tflite/<name>.paired.json``)."""
+    threads = tuple(section.latency_threads)
+    if not threads:
+        return None
+    name = item.path[:-len(".tflite")] + ".paired.json"
+    key = fingerprint("paired", item.key, reference.key, threads, section.latency_min_secs,
+                      speed_notes.REPEATS, speed_notes.MARGIN)
+
+    def compute():
+        latency = speed_notes.time_paired(store.path(item.path), store.path(reference.path),
+                                          threads, section.latency_min_secs)
+        record = PairedTiming(reference.name, speed_notes.REPEATS, latency)
+        return dataclasses.asdict(record), record
+
+    return store.cached(name, key, compute, PairedTiming, save=store.write_json).record
 
 
 def _measure(path: str, data: Data, section) -> tuple[dict, Measurement]:

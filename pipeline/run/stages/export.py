@@ -1,19 +1,41 @@
-"""The export stage: each of ``export.variants`` as a verified ``tflite/<name>.tflite``."""
+"""The export stage: each of ``export.variants`` as a verified ``tflite/<name>.tflite``.
+
+A variant's outcome is recorded, not fatal (:class:`pipeline.run.results.ExportResult`):
+
+* ``ok``: written, verified and stamped;
+* ``not_applicable``: the variant prepares a sparse model and no layer of
+  the source model can take its pattern (every kernel left dense, say 2:4 on
+  a model whose channels are not multiples of 4): the file would be the
+  source model under another name, so none is written;
+* ``failed``: preparing, converting, adding metadata or verifying it raised
+  a :class:`pipeline.errors.PruningError` (int8 top-1 agreement below
+  ``export.int8_min_agreement``, a 2:4 file check, a conversion error).
+
+Either way no file is left at ``tflite/<name>.tflite``: one from an earlier
+run (made from another key, since a fresh one would have been reused) is
+removed with its stamp, evaluation and fine-tuned model, so nothing in the
+workdir passes for this run's. Nothing is stamped for a variant that was not
+made, so a rerun tries it again; the others are reused.
+"""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
+import re
 import time
 
 import numpy as np
 import tf_keras
 
 from pipeline.data.datasets import Datasets
+from pipeline.errors import PruningError
 from pipeline.export import metadata
 from pipeline.export import variants as export
 from pipeline.export.sparse_finetune import SparseRecipe
 from pipeline.fingerprint import fingerprint
 from pipeline.pruning.counting import count_macs, count_params
+from pipeline.run import config_errors, results
 from pipeline.run.results import ExportRecord, ExportResult, ModelResult
 from pipeline.run.stages.data import Data
 from pipeline.run.store import Store
@@ -44,10 +66,8 @@ def export_variants(section, sources: dict[str, ModelResult], data: Data, store:
       cluster: what the sparse fine-tunes train under (None: this process alone).
 
     Returns:
-      One :class:`ExportResult` per variant, in order (none on a non-chief worker).
-
-    Raises:
-      PruningError: a variant failed to convert or verify; the message names it.
+      One :class:`ExportResult` per variant, in order, each with its ``status``
+      and ``reason`` (see the module doc); none on a non-chief worker.
     """
     e, datasets = section, data.datasets
     cluster = Cluster() if cluster is None else cluster
@@ -75,7 +95,11 @@ def export_variants(section, sources: dict[str, ModelResult], data: Data, store:
             _export, variant, source, context, store, path, labels,
             _metadata_info(e.metadata, name, model_name, data_name, datasets),
             lambda: export.Checks(images(), e.float_rtol, e.int8_min_agreement), seed)
-        exported = store.cached(path, key, compute, ExportRecord)
+        try:
+            exported = store.cached(path, key, compute, ExportRecord)
+        except PruningError as error:
+            made.append(_not_made(variant, store, path, key, error))
+            continue
         if exported.reused:
             print(f"[export] up to date: {path}")
         else:
@@ -83,6 +107,38 @@ def export_variants(section, sources: dict[str, ModelResult], data: Data, store:
                   + "; ".join(exported.record.notes))
         made.append(ExportResult(name, variant.source, path, key, exported.record))
     return made
+
+
+class NotApplicable(PruningError):
+    """No layer of the source model takes the variant's sparsity pattern."""
+
+
+def _not_made(variant: export.Variant, store: Store, path: str, key: str,
+              error: PruningError) -> ExportResult:
+    """The result of a variant that was not made; removes what an earlier run left of it."""
+    status = results.NOT_APPLICABLE if isinstance(error, NotApplicable) else results.FAILED
+    reason = _one_line(config_errors.spelled(error), store.path(path), path)
+    for stale in (path, f"tflite/{variant.name}.eval.json", f"tflite/{variant.name}.paired.json",
+                  f"tflite/{variant.name}.keras"):
+        for name in (stale, stale + ".stamp.json"):
+            if os.path.isfile(store.path(name)):
+                os.remove(store.path(name))
+    print(f"[export] {variant.name}: {status.replace('_', ' ')}: {reason}")
+    return ExportResult(variant.name, variant.source, path, key, None, status, reason)
+
+
+def _one_line(message: str, absolute: str, relative: str) -> str:
+    """``message`` on one line, naming the variant's file by its workdir path.
+
+    A check that failed ran on the atomic write's temporary file
+    (``.<name>.<random>.tmp.tflite`` beside the target), which no longer exists.
+    """
+    directory, name = os.path.split(absolute)
+    stem, suffix = os.path.splitext(name)
+    temporary = re.escape(os.path.join(directory, f".{stem}.")) + r"[^\s/]+" + re.escape(
+        f".tmp{suffix}")
+    message = re.sub(temporary, relative, message).replace(absolute, relative)
+    return " ".join(message.split())
 
 
 def _export(variant: export.Variant, source: ModelResult, context: export.ExportContext,
@@ -94,6 +150,11 @@ def _export(variant: export.Variant, source: ModelResult, context: export.Export
     """
     start = time.time()
     tf_keras.utils.set_random_seed(seed)
+    if variant.prepare is not None:
+        prepared = variant.prepare(source.model, context)
+        _check_applicable(prepared)
+        # Prepared once: export_variant takes the variant's steps, so hand it this result.
+        variant = dataclasses.replace(variant, prepare=lambda model, context: prepared)
     model, checked = export.export_variant(variant, source.model, context, store.path(path),
                                            labels, info, checks())
     keras_path = source.path
@@ -105,16 +166,42 @@ def _export(variant: export.Variant, source: ModelResult, context: export.Export
                               reference=variant.reference, seconds=time.time() - start)
 
 
+def _check_applicable(prepared: export.Prepared) -> None:
+    """Raises :class:`NotApplicable` when a sparse preparation left every kernel dense.
+
+    Raises:
+      NotApplicable: no layer was made sparse and some were left dense; the
+        message groups them by reason.
+    """
+    if prepared.sparse_layers or not prepared.left_dense:
+        return
+    by_reason: dict[str, list[str]] = {}
+    for item in prepared.left_dense:
+        by_reason.setdefault(item.reason, []).append(item.layer)
+    raise NotApplicable("no layer is eligible, so no file is written (it would be the source "
+                        "model under another name): " + "; ".join(
+                            f"{_few(layers)}: {why}" for why, layers in by_reason.items()))
+
+
+def _few(names: list[str], shown: int = 3) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
 def _join_prepare(variant: export.Variant, model, context: export.ExportContext,
                   seed: int) -> None:
     """A non-chief worker's share of a variant: its distributed fine-tune, no file.
 
     Only the chief converts and writes; the others take part in the
     variant's ``prepare`` (a sparsity-aware fine-tune under the strategy).
+    A preparation that fails fails on the chief too, which records it.
     """
     if variant.prepare is not None:
         tf_keras.utils.set_random_seed(seed)
-        variant.prepare(model, context)
+        try:
+            variant.prepare(model, context)
+        except PruningError as error:
+            print(f"[export] {variant.name}: not prepared on this worker: {error}")
 
 
 def _verify_images(datasets: Datasets, count: int) -> np.ndarray:
