@@ -297,7 +297,7 @@ def _run_command(argv: Sequence[str]) -> int:
     if FLAGS.enable_op_profiling:
         benchmark_flags["enable_op_profiling"] = True
     plan = Plan(Path(FLAGS.tflite).resolve(), Path(FLAGS.benchmark_binary).resolve(),
-                FLAGS.serial, _thread_counts(FLAGS.threads), benchmark_flags, FLAGS.taskset,
+                FLAGS.serial, cli.thread_counts(FLAGS.threads, "1,4"), benchmark_flags, FLAGS.taskset,
                 FLAGS.device_dir)
     out_dir = Path(FLAGS.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -317,13 +317,6 @@ def _run_command(argv: Sequence[str]) -> int:
         merge_into_report(FLAGS.report, FLAGS.variant, entry)
     print(json.dumps(entry, indent=2))
     return 0
-
-
-def _thread_counts(values: Sequence[str]) -> tuple[int, ...]:
-    if not values or not all(v.strip().isdigit() and int(v) > 0 for v in values):
-        raise AndroidError(f"--threads={','.join(values)}: expected comma-separated positive "
-                           "integers, e.g. --threads=1,4")
-    return tuple(int(v) for v in values)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -347,12 +340,7 @@ def _fail(message: str) -> int:
     return cli.fail("android", message)
 
 
-parse_argv = cli.flags_parser("android", FLAGS, __doc__)
-
-
-def run(argv: Sequence[str]) -> int:
-    """Parses ``argv`` (program name first) and runs; the in-process entry point for tests."""
-    return main(parse_argv(argv))
+parse_argv, run = cli.entry_points("android", FLAGS, __doc__, main)
 
 
 if __name__ == "__main__":

@@ -132,7 +132,7 @@ def main(argv: Sequence[str]) -> int:
     return cli.fail("latency_grid", "give `export --model=M` or `assemble --device=D --table=T`")
 
 
-parse_argv = cli.flags_parser("latency_grid", FLAGS, __doc__)
+parse_argv, run = cli.entry_points("latency_grid", FLAGS, __doc__, main)
 
 
 if __name__ == "__main__":

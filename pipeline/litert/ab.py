@@ -28,6 +28,7 @@ from absl import app, flags
 from pipeline.litert import timing as profile
 from pipeline import atomic
 from pipeline import cli
+from pipeline.errors import PruningError
 from pipeline.litert.timing import LatencyStats, ProfileError
 
 # Own registry: several pipeline CLIs share flag names such as --tflite.
@@ -164,30 +165,19 @@ def _cell(stats: list[LatencyStats], baseline: list[LatencyStats]) -> Cell:
                 float(np.median(ratios)), (min(ratios), max(ratios)), sum(s.count for s in stats))
 
 
-def _thread_counts(values: Sequence[str]) -> tuple[int, ...]:
-    try:
-        counts = tuple(int(v) for v in values)
-    except ValueError:
-        counts = ()
-    if not counts or min(counts) < 1:
-        raise ProfileError(f"--threads={','.join(values)}: expected comma-separated positive "
-                           "integers, e.g. --threads=1,2")
-    return counts
-
-
 def main(argv: Sequence[str]) -> int:
     """Runs the comparison with the parsed :data:`FLAGS`; returns the exit code."""
     if len(argv) > 1:
         return _fail(f"unexpected arguments {argv[1:]}; models go in --tflite=PATH")
     try:
-        threads = _thread_counts(FLAGS.threads)
+        threads = cli.thread_counts(FLAGS.threads)
         config = profile.ProfileConfig(threads=threads, min_runs=FLAGS.min_runs,
                                        min_secs=FLAGS.min_secs, warmup_runs=FLAGS.warmup_runs,
                                        use_xnnpack=not FLAGS.no_xnnpack, pin_single_thread=FLAGS.pin)
         result = compare(FLAGS.tflite or [], threads, FLAGS.repeats, config)
         if FLAGS.json:
             atomic.write_text(FLAGS.json, json.dumps(result.to_dict(), indent=2) + "\n")
-    except ProfileError as e:
+    except PruningError as e:  # ProfileError, or a bad --threads
         return _fail(str(e))
     except OSError as e:
         return _fail(f"cannot write --json={FLAGS.json}: {e.strerror}; pick a writable path")
@@ -201,12 +191,7 @@ def _fail(message: str) -> int:
     return cli.fail("benchmark", message)
 
 
-parse_argv = cli.flags_parser("benchmark", FLAGS, __doc__)
-
-
-def run(argv: Sequence[str]) -> int:
-    """Parses ``argv`` (program name first) and runs; the in-process entry point for tests."""
-    return main(parse_argv(argv))
+parse_argv, run = cli.entry_points("benchmark", FLAGS, __doc__, main)
 
 
 if __name__ == "__main__":
