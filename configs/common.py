@@ -73,8 +73,10 @@ def model(**overrides) -> ml_collections.ConfigDict:
     m.name = "vgg"  # see models.names(); any tf_keras.applications name works too
     # A trained .keras/.h5/SavedModel to prune; '' trains model.name with config.train.
     m.path = ""
-    m.input_size = 28  # images are resized when this differs from the data's size
-    m.channels = 0  # 0: the data's own; 1 or 3 converts grayscale <-> RGB
+    # Images are resized to input_size and converted to channels (1 or 3: grayscale <-> RGB).
+    # 0 = the model file's declared input with model.path, else the data's own.
+    m.input_size = 0
+    m.channels = 0
     m.width = 1.0  # channel multiplier
     m.dropout = 0.3
     return _apply("model", m, overrides)

@@ -5,12 +5,15 @@ r"""The pipeline's entry point: train or load, scan, prune, fine-tune, export, e
       --config.prune.ratio=0.6
   prune-pipeline --config=configs/default.py --workdir=/tmp/prune_fmnist --restart
 
-A stage whose output already exists in the workdir with a matching config
-hash is skipped; ``--restart`` redoes every stage. A bad config value, model
-file, data set, target or workdir stops the run before any work with one
-line on stderr and exit status 1 (``--verbosity=1`` adds the traceback); so
-does a full disk. Ctrl-C or SIGTERM stops it with status 130/143, keeping
-finished stages and the last epoch's checkpoint: rerun to resume.
+With ``model.path`` the data are loaded at the model's declared input size
+and channels (:mod:`pipeline.run.model_input`; ``model.input_size`` and
+``model.channels`` override). A stage whose output already exists in the
+workdir with a matching config hash is skipped; ``--restart`` redoes every
+stage. A bad config value, model file, data set, target or workdir stops
+the run before any work with one line on stderr and exit status 1
+(``--verbosity=1`` adds the traceback); so does a full disk. Ctrl-C or
+SIGTERM stops it with status 130/143, keeping finished stages and the last
+epoch's checkpoint: rerun to resume.
 
 A model that holds a layer TensorFlow 2.21's oneDNN kernels crash on in
 training (:mod:`pipeline.training.traps`) makes the run restart itself, the
@@ -37,7 +40,8 @@ from absl import logging as absl_logging
 from ml_collections import config_flags
 
 from pipeline.errors import PruningError
-from pipeline.run import config_check, config_errors, preflight, stages, worker_store
+from pipeline.run import (config_check, config_errors, model_input, preflight, stages,
+                          worker_store)
 from pipeline.run import signals as guard
 from pipeline.training import distribute, traps
 
@@ -73,15 +77,17 @@ def run_pipeline(config, workdir: str, restart: bool = False) -> dict:
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     tf_keras.utils.set_random_seed(config.seed)
-    data = stages.load_data(config.data, input_size=config.model.input_size,
-                            channels=config.model.channels, batch_size=config.train.batch_size,
-                            seed=config.seed)
-    preflight.check_model(config, data.datasets)
+    # A model file declares its input: the data are loaded at its size and channels.
+    loaded = preflight.load_model(config.model)
+    input_size, channels = model_input.data_shape(config.model, loaded)
+    data = stages.load_data(config.data, input_size=input_size, channels=channels,
+                            batch_size=config.train.batch_size, seed=config.seed)
+    preflight.check_model(config, data.datasets, loaded)
     store.write_text("config.json", json.dumps(config.to_dict(), indent=1, sort_keys=True))
     seed, deterministic = config.seed, config.deterministic
     with cluster.peer_errors():  # training (baseline, fine-tunes, sparse) under the strategy
         base = stages.baseline(config.model, config.train, data, store, seed=seed,
-                               deterministic=deterministic, cluster=cluster)
+                               deterministic=deterministic, cluster=cluster, loaded=loaded)
         # The scan trains nothing and feeds only the chief's report.
         curves = (stages.sensitivity(config.sensitivity, config.prune, base, data, store,
                                      seed=seed) if cluster.is_chief else None)

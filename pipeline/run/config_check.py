@@ -73,7 +73,7 @@ def check(config) -> None:
             raise ConfigError(f"config.sensitivity.ratios holds {ratio!r}; each must be in (0, 1)")
     _at_least("prune.min_filters", config.prune.min_filters, 1)
     _at_least("train.batch_size", config.train.batch_size, 1)
-    _at_least("model.input_size", config.model.input_size, 1)
+    _at_least("model.input_size", config.model.input_size, 0)
     _positive("model.width", config.model.width)
     _in_range("model.dropout", config.model.dropout, 0.0, 1.0, closed_high=False)
     _one_of("model.channels", config.model.channels, (0, 1, 3))

@@ -2,16 +2,19 @@
 
 ``config_check`` has already vetted the config's values; this module checks
 what they point at: the workdir can be created and written, ``model.path``
-is a loadable functional model whose input and classes match the data, the
+is a loadable functional model whose input and classes match the data (the
+data were loaded at its declared input, see :mod:`pipeline.run.model_input`), the
 model has prunable layers that the pruner can follow, and the pruning
-target is reachable under ``min_filters``, ``round_to`` and ``ignore``. The
+target is reachable under ``min_filters`` and ``ignore`` at ``round_to``
+or a finer step (:mod:`pipeline.run.alignment`, as the prune stage does). The
 untrained architecture stands in when the baseline is trained, so a bad
 target fails in seconds, not after the baseline's epochs.
 
 Example:
   >>> from pipeline.run import preflight
   >>> preflight.check_workdir("/tmp/run")
-  >>> preflight.check_model(config, datasets)  # raises a PruningError subclass
+  >>> model = preflight.load_model(config.model)  # None without model.path
+  >>> preflight.check_model(config, datasets, model)  # raises a PruningError subclass
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from pipeline import api
 from pipeline.data.loaders import DataError
 from pipeline.errors import UnsupportedModelError, WorkdirError
 from pipeline.pruning.channels import analyse
-from pipeline.run import model_file, prune_settings
+from pipeline.run import alignment, model_file, prune_settings
 
 _PROBE = ".write-probe"
 # Targets a dry-run plan can check; ``latency`` measures candidate models, checked as it runs.
@@ -52,8 +55,23 @@ def check_workdir(workdir: str) -> None:
                            "permissions or free space, or pass another --workdir") from e
 
 
-def check_model(config, datasets) -> None:
-    """Loads or builds the model to prune and checks it against the data and the target.
+def load_model(model_section):
+    """``model.path`` loaded (shared by the data, the checks and the baseline), or None.
+
+    Raises:
+      ModelFileError: ``model.path`` is missing, empty, not a model or damaged.
+    """
+    return model_file.load(model_section.path) if model_section.path else None
+
+
+def check_model(config, datasets, model=None) -> None:
+    """Checks the model to prune against the data and the target.
+
+    Args:
+      config: the whole config.
+      datasets: the data stage's :class:`pipeline.data.datasets.Datasets`.
+      model: :func:`load_model`'s model (None: ``model.path`` is loaded, or
+        ``model.name`` built untrained, here).
 
     Raises:
       ModelFileError: ``model.path`` is missing, empty, not a model or damaged.
@@ -63,15 +81,15 @@ def check_model(config, datasets) -> None:
       TargetError: the pruning target is unreachable under the constraints.
     """
     path = config.model.path
-    if path:
+    if model is None and path:
         model = model_file.load(path)
-    else:
+    elif model is None:
         model = models.build(config.model.name, datasets.input_shape, datasets.num_classes,
                              width=config.model.width, dropout=config.model.dropout)
     where = path or f"model.name={config.model.name!r}"
     p = config.prune
     analysis = analyse(model, tuple(p.ignore))  # refuses subclassed models, shared layers
-    _check_matches_data(model, datasets, where)
+    _check_matches_data(model, datasets, where, config.model)
     if not analysis.groups:
         raise UnsupportedModelError(
             f"{where} has no prunable layer (no Conv or Dense layer whose output channels "
@@ -80,12 +98,14 @@ def check_model(config, datasets) -> None:
     _check_reachable(model, p, config.seed)
 
 
-def _check_matches_data(model, datasets, where: str) -> None:
-    have = tuple(model.input_shape[1:])
-    if have != tuple(datasets.input_shape):
-        raise DataError(f"{where} takes inputs {have} but the data yields "
-                        f"{tuple(datasets.input_shape)}; set config.model.input_size/channels "
-                        "to match the model")
+def _check_matches_data(model, datasets, where: str, model_section) -> None:
+    have, data = tuple(model.input_shape[1:]), tuple(datasets.input_shape)
+    # None (any size) matches; the data were loaded at the model's shape unless overridden.
+    if len(have) != len(data) or any(h not in (None, d) for h, d in zip(have, data)):
+        raise DataError(f"{where} takes inputs {have} but the data yields {data} "
+                        f"(model.input_size={model_section.input_size}, "
+                        f"model.channels={model_section.channels}); set them to 0 to load "
+                        "the data at the model's input, or to the model's size and channels")
     outputs = model.output_shape[-1]
     if outputs != datasets.num_classes:
         raise DataError(f"{where} has {outputs} output classes but the data has "
@@ -94,7 +114,12 @@ def _check_matches_data(model, datasets, where: str) -> None:
 
 
 def _check_reachable(model, p, seed: int) -> None:
-    """A dry-run plan (by L1: reachability depends on the constraints, not the scores)."""
+    """A dry-run plan (by L1: reachability depends on the constraints, not the scores).
+
+    At ``round_to`` or, like the prune stage, the coarsest finer step that reaches.
+    """
     if p.target not in _COUNTED:
         return
-    api.plan_pruning(model, prune_settings.prune_config(p, seed, criterion="l1"))
+    config = prune_settings.prune_config(p, seed, criterion="l1")
+    alignment.reach(lambda step: api.plan_pruning(model, config, round_to=step),
+                    config.round_to, p.target)

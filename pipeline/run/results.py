@@ -82,6 +82,8 @@ class PruneRecord:
       removed: the plan's fractions removed (``{"macs": ..., "filters": ...}``).
       plan: the plan's file, relative to the workdir.
       seconds: time the step took.
+      round_to: the alignment, ``{"asked": prune.round_to, "used": ...}``: a finer
+        one when the asked one cannot reach the target (:mod:`pipeline.run.alignment`).
     """
 
     accuracy: float
@@ -90,6 +92,7 @@ class PruneRecord:
     removed: dict
     plan: str
     seconds: float = 0.0
+    round_to: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)

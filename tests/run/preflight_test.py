@@ -15,9 +15,10 @@ import pipeline
 import tensorflow as tf
 import tf_keras
 from bad_inputs import data_dirs, model_files
+from declared_inputs import image_folder, narrow_model, save_h5
 from configs import default
 from pipeline.run import signals as guard
-from pipeline.run import model_file
+from pipeline.run import model_file, preflight, stages
 from pipeline.run.config_check import ConfigError
 from pipeline.data.loaders import DataError
 from pipeline.errors import (ModelFileError, RegistryError, TargetError, UnsupportedLayerError,
@@ -35,7 +36,6 @@ MODEL_CASES = [  # model.path case, error type, words of the message
     ("shared", UnsupportedModelError, "'shared' .* is shared"),
     ("unsupported", UnsupportedLayerError, "'unitnorm' .*register_handler"),
     ("no_prunable", UnsupportedModelError, "has no prunable layer"),
-    ("input_size", DataError, r"takes inputs \(32, 32, 3\) but the data yields \(28, 28, 1\)"),
     ("classes", DataError, "has 5 output classes but the data has 10"),
 ]
 CONFIG_CASES = [  # overrides, error type, words of the message
@@ -44,7 +44,9 @@ CONFIG_CASES = [  # overrides, error type, words of the message
     ({"prune.ratio": 0.95, "prune.min_filters": 16}, TargetError,
      "cannot remove 95.0% of macs: the closest reachable is"),
     ({"prune.ratio": 0.9, "prune.ignore": ("block*",)}, TargetError, "un-ignore layers"),
-    ({"prune.ratio": 0.9, "prune.round_to": 32}, TargetError, "round_to=32"),
+    # A finer alignment reaches 90% (at round_to=16); 32 filters a layer reach none.
+    ({"prune.ratio": 0.9, "prune.round_to": 32, "prune.min_filters": 32}, TargetError,
+     "asked for round_to=32; finer steps 16, 8, 4, 2, 1 were tried too"),
     ({"prune.criterion": "l3"}, ConfigError, "'l3' is not one of: bn_gamma, fpgm, l1, l2"),
     ({"prune.scope": "net"}, ConfigError, "'net' is not one of: global, layer"),
     ({"prune.target": "flops"}, ConfigError, "'flops' is not one of: filters, latency, macs"),
@@ -98,6 +100,68 @@ def test_bad_model_path(bad, workdir, case, error, match):
     models, data = bad
     fails_cleanly(quick_config(data["ok"], **{"model.path": models[case]}), workdir, error,
                   match)
+
+
+def test_override_that_contradicts_the_model_fails(bad, workdir):
+    models, data = bad  # a 32x32x3 model: channels come from it, the size is overridden
+    config = quick_config(data["ok"], **{"model.path": models["input_size"],
+                                         "model.input_size": 28})
+    fails_cleanly(config, workdir, DataError,
+                  r"takes inputs \(32, 32, 3\) but the data yields \(28, 28, 3\) "
+                  r"\(model.input_size=28, model.channels=0\); set them to 0")
+
+
+@pytest.fixture(scope="module")
+def declared(tmp_path_factory):
+    """A 64x64x1, 7-class .h5 (8-32 channels), a 5-class one, 32x32 RGB images in 7 folders."""
+    root = tmp_path_factory.mktemp("declared")
+    return {"model": save_h5(narrow_model(), root / "outside.h5"),
+            "five": save_h5(narrow_model(classes=5), root / "five.h5"),
+            "images": image_folder(root / "images")}
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_model_file_declares_the_data_input(declared, tmp_path, monkeypatch):
+    seen = {}
+
+    def baseline(model_section, train_section, data, store, **keywords):
+        seen.update(shape=data.datasets.input_shape, classes=data.datasets.num_classes,
+                    loaded=keywords["loaded"])
+        raise _Stop  # the preflight passed: no need to train
+
+    monkeypatch.setattr(stages, "baseline", baseline)
+    config = quick_config(declared["images"], **{"model.path": declared["model"],
+                                                 "data.name": "folder", "train.batch_size": 8})
+    assert (config.model.input_size, config.model.channels, config.prune.round_to) == (0, 0, 16)
+    with pytest.raises(_Stop):
+        run_pipeline(config, str(tmp_path / "run"))
+    assert seen["shape"] == (64, 64, 1) and seen["classes"] == 7
+    # Loaded once, by the preflight, and handed on to the baseline stage.
+    assert seen["loaded"].input_shape == (None, 64, 64, 1)
+
+
+def test_preflight_reaches_what_a_finer_alignment_reaches(declared):
+    # The library is exact: round_to=16 cannot remove half of this model's MACs...
+    model = model_file.load(declared["model"])
+    with pytest.raises(TargetError, match="cannot remove 50.0% of macs.*round_to=16"):
+        pipeline.plan_pruning(model, 0.5, round_to=16)
+    # ...so the run's dry run settles on a finer step instead of refusing the run.
+    config = quick_config(declared["images"], **{"model.path": declared["model"],
+                                                 "data.name": "folder", "train.batch_size": 8})
+    datasets = stages.load_data(config.data, input_size=64, channels=1, batch_size=8,
+                                seed=0).datasets
+    preflight.check_model(config, datasets, model)  # no TargetError
+
+
+def test_class_count_mismatch_fails_up_front(declared, workdir):
+    config = quick_config(declared["images"], **{"model.path": declared["five"],
+                                                 "data.name": "folder", "train.batch_size": 8})
+    fails_cleanly(config, workdir, DataError,
+                  "five.h5 has 5 output classes but the data has 7 "
+                  r"\(class_0, class_1, class_2, class_3, class_4...\)")
 
 
 @pytest.mark.parametrize("overrides,error,match", CONFIG_CASES,

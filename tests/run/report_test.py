@@ -12,7 +12,7 @@ from pipeline.run.store import Store
 BASELINE_KEYS = {"keras", "accuracy", "macs", "params", "seconds", "source"}
 PRUNED_KEYS = {"keras", "plan", "accuracy", "macs", "params", "seconds", "epochs",
                "accuracy_before_finetune", "removed", "finetune_epochs", "steps",
-               "latency_target"}
+               "latency_target", "round_to"}
 VARIANT_KEYS = {"name", "source", "status", "reason", "tflite", "keras", "macs", "params",
                 "size_bytes", "accuracy", "latency_ms", "parity", "notes"}
 STEP_KEYS = {"step", "ratio", "plan", "keras", "macs", "accuracy_before_finetune", "accuracy",

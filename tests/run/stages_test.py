@@ -129,3 +129,32 @@ def test_one_iteration_keeps_the_flat_layout(tmp_path):
     assert pruning.steps == () and pruning.plan is pruning.pruned.plan
     assert json.loads((tmp_path / "plan.json").read_text())["settings"]["ratio"] == 0.5
     assert not (tmp_path / "steps").exists()
+
+
+def test_narrow_model_prunes_at_a_finer_alignment_and_records_it(tmp_path, capsys):
+    c = config(1)
+    c.prune.round_to = 16  # the config's default: too coarse for 16- and 24-channel layers
+    model = small_cnn()
+    with pytest.raises(pipeline.TargetError, match="closest reachable"):
+        pipeline.prune(model, 0.5, round_to=16)  # the library stays exact
+    pruning = run(c, baseline(model), Store(str(tmp_path)))
+    used = pruning.pruned.record.round_to["used"]
+    assert pruning.pruned.record.round_to == {"asked": 16, "used": used} and used < 16
+    assert abs(pruning.plan.removed["macs"] - 0.5) <= 0.02
+    assert json.loads((tmp_path / "plan.json").read_text())["settings"]["round_to"] == used
+    stamp = json.loads((tmp_path / "pruned_initial.keras.stamp.json").read_text())
+    assert stamp["record"]["round_to"] == {"asked": 16, "used": used}
+    assert f"round_to=16 cannot reach 50.0% of macs; pruning at round_to={used}" in (
+        capsys.readouterr().out)
+
+
+def test_baseline_reuses_the_model_the_preflight_loaded(tmp_path):
+    path = str(tmp_path / "given.keras")
+    small_cnn().save(path)
+    loaded_model = tf_keras.models.load_model(path, compile=False)
+    c = config(1)
+    c.model.path = path
+    made = stages.baseline(c.model, c.train, loaded(), Store(str(tmp_path / "run")), seed=0,
+                           loaded=loaded_model)
+    assert made.model is loaded_model
+    assert made.record.source == path

@@ -21,7 +21,8 @@ NAME = "baseline.keras"
 
 
 def baseline(model_section, train_section, data: Data, store: Store, *, seed: int,
-             deterministic: bool = False, cluster: Cluster | None = None) -> ModelResult:
+             deterministic: bool = False, cluster: Cluster | None = None,
+             loaded=None) -> ModelResult:
     """The model to prune: ``model.path`` loaded, or ``model.name`` built and trained.
 
     The model file's input and classes were checked against the data by
@@ -35,6 +36,7 @@ def baseline(model_section, train_section, data: Data, store: Store, *, seed: in
       seed: seeds the model's initial weights and training.
       deterministic: ``config.deterministic`` (part of the key: it changes the trained weights).
       cluster: what training runs under (None: this process alone).
+      loaded: ``model.path`` as the preflight loaded it (None: loaded here if needed).
 
     Returns:
       The :class:`ModelResult` of ``baseline.keras``.
@@ -49,7 +51,8 @@ def baseline(model_section, train_section, data: Data, store: Store, *, seed: in
         tf_keras.utils.set_random_seed(seed)
         start = time.time()
         if model_section.path:
-            model = model_file.load(model_section.path)  # ModelFileError: missing, damaged...
+            # ModelFileError: missing, damaged...
+            model = loaded if loaded is not None else model_file.load(model_section.path)
             origin = {"source": os.path.abspath(model_section.path)}
         else:
             model, origin = _train(model_section, train_section, data,

@@ -13,7 +13,7 @@ from pipeline import api
 from pipeline.fingerprint import fingerprint
 from pipeline.pruning import compose
 from pipeline.pruning.plan import PrunePlan
-from pipeline.run import prune_settings
+from pipeline.run import alignment, prune_settings
 from pipeline.run import report as reporting
 from pipeline.run.results import (ModelRecord, ModelResult, PrunedModel, PruneRecord, Pruning,
                                   Step)
@@ -110,6 +110,10 @@ def prune(section, source: ModelResult, data: Data, store: Store, *, seed: int,
     Returns:
       The :class:`PrunedModel`, before fine-tuning.
 
+    The alignment is ``prune.round_to`` or, when that cannot reach the
+    target, the coarsest finer step that does (:mod:`pipeline.run.alignment`);
+    the record's ``round_to`` holds both.
+
     Raises:
       TargetError: the target is unreachable (checked up front for MACs and filters).
     """
@@ -125,16 +129,23 @@ def prune(section, source: ModelResult, data: Data, store: Store, *, seed: int,
         start = time.time()
         if config.criterion == "taylor":  # it back-propagates through the model
             traps.check(source.model, "the model scored by taylor")
-        result = api.prune(source.model, config, data=data.datasets.train)
+        # The coarsest alignment, from prune.round_to down, that reaches the target.
+        result, used = alignment.reach(
+            lambda step: api.prune(source.model, config, data=data.datasets.train,
+                                   round_to=step), config.round_to, config.target)
+        if used != config.round_to:
+            print(f"{tag} round_to={config.round_to} cannot reach {ratio:.1%} of "
+                  f"{config.target}; pruning at round_to={used}")
         print(f"{tag} {config.criterion}, {config.scope}, {ratio:.1%} of {config.target}\n"
               f"{result.plan.summary_table()}")
         if result.plan.report is not None:
             print(f"{tag} {reporting.latency_line(result.plan.report)}")
         # Pruning changes what each BatchNorm layer sees: re-estimate before measuring.
-        used = recalibrate(result.model, data, bn_batches, tag)
+        batches = recalibrate(result.model, data, bn_batches, tag)
         record = PruneRecord(**measure(result.model, data.datasets),
                              removed=dict(result.plan.removed), plan=plan_name,
-                             seconds=time.time() - start, bn_batches=used)
+                             seconds=time.time() - start, bn_batches=batches,
+                             round_to=alignment.record(config.round_to, used))
         return result, record
 
     def save(name: str, result: api.PruneResult) -> None:
