@@ -135,3 +135,19 @@ def test_evaluate_runs_only_the_made_variants_and_times_them_paired(tmp_path, re
     (latency,) = [n for n in evaluations["pruned_2of4"].notes if "thread(s)" in n]
     assert "pruned_fp32" in latency and "over 7 interleaved repeats" in latency
     assert not (tmp_path / "tflite" / "broken.eval.json").exists()
+
+
+def test_a_full_disk_stops_the_run_and_keeps_the_earlier_file(tmp_path, registry):
+    """Not a variant's failure: the error propagates and nothing of an earlier run is removed."""
+    from pipeline.export import quantize
+
+    def full(model, context):
+        raise quantize.QuantizeError("full-integer conversion failed") from OSError(
+            28, "No space left on device")
+
+    variants.register_variant("full_disk", source="pruned")(full)
+    store = Store(str(tmp_path))
+    leave_stale(store, "full_disk")
+    with pytest.raises(quantize.QuantizeError):
+        export(store, small_cnn(), "full_disk")
+    assert (tmp_path / "tflite" / "full_disk.tflite").read_bytes() == b"old"

@@ -9,7 +9,9 @@ A variant's outcome is recorded, not fatal (:class:`pipeline.run.results.ExportR
   source model under another name, so none is written;
 * ``failed``: preparing, converting, adding metadata or verifying it raised
   a :class:`pipeline.errors.PruningError` (int8 top-1 agreement below
-  ``export.int8_min_agreement``, a 2:4 file check, a conversion error).
+  ``export.int8_min_agreement``, a 2:4 file check, a conversion error). A
+  full disk or an unwritable workdir is the run's failure, not the
+  variant's: it stops the run as before.
 
 Either way no file is left at ``tflite/<name>.tflite``: one from an earlier
 run (made from another key, since a fresh one would have been reused) is
@@ -29,13 +31,14 @@ import numpy as np
 import tf_keras
 
 from pipeline.data.datasets import Datasets
-from pipeline.errors import PruningError
+from pipeline.errors import PruningError, WorkdirError
 from pipeline.export import metadata
 from pipeline.export import variants as export
 from pipeline.export.sparse_finetune import SparseRecipe
 from pipeline.fingerprint import fingerprint
 from pipeline.pruning.counting import count_macs, count_params
 from pipeline.run import config_errors, results
+from pipeline.run import signals as guard
 from pipeline.run.results import ExportRecord, ExportResult, ModelResult
 from pipeline.run.stages.data import Data
 from pipeline.run.store import Store
@@ -98,6 +101,8 @@ def export_variants(section, sources: dict[str, ModelResult], data: Data, store:
         try:
             exported = store.cached(path, key, compute, ExportRecord)
         except PruningError as error:
+            if isinstance(error, WorkdirError) or guard.is_disk_full(error):
+                raise  # the run's problem, not the variant's: stop, keep every earlier file
             made.append(_not_made(variant, store, path, key, error))
             continue
         if exported.reused:
