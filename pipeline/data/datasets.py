@@ -3,9 +3,11 @@
 :func:`make_datasets` loads a data set by name (see :mod:`pipeline.data.loaders`),
 carves a validation split from the training set, subsets, and builds the
 pipelines: images scaled to float32 in [0, 1], shape ``(H, W, C)``, resized or
-converted to the model's input when they differ. The training pipeline is
-shuffled (seeded), augmented (random horizontal flip and shift, both
-optional) and repeats forever, so one iterator serves every epoch of ``fit``
+converted to the model's input when they differ, then mapped to the model's
+input by its :class:`pipeline.data.preprocess.Preprocess` (``unit``, the
+default, leaves them in [0, 1]). The training pipeline is shuffled (seeded),
+augmented (random horizontal flip and shift, both optional, on the [0, 1]
+images) and repeats forever, so one iterator serves every epoch of ``fit``
 (pass ``steps_per_epoch``). The test split is only for the final numbers;
 model selection uses ``val``.
 
@@ -24,12 +26,15 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline.data import loaders
+from pipeline.data import preprocess as preprocessing
 from pipeline.data.loaders import DataError
 
 
 @dataclasses.dataclass(frozen=True)
 class Datasets:
     """The pipelines :func:`make_datasets` built.
+
+    Every split yields the model's input: images mapped by ``preprocess``.
 
     Attributes:
       train: augmented, shuffled, repeating batches; run ``steps_per_epoch`` per epoch.
@@ -40,6 +45,7 @@ class Datasets:
       class_names: one name per class.
       sizes: examples per split: ``{"train": ..., "val": ..., "test": ...}``.
       steps_per_epoch: training batches per epoch.
+      preprocess: what the images are (:class:`pipeline.data.preprocess.Preprocess`).
     """
 
     train: tf.data.Dataset
@@ -50,6 +56,7 @@ class Datasets:
     class_names: tuple[str, ...]
     sizes: dict
     steps_per_epoch: int
+    preprocess: preprocessing.Preprocess = preprocessing.UNIT
 
     @property
     def num_classes(self) -> int:
@@ -59,7 +66,8 @@ class Datasets:
 def make_datasets(name: str = "fashion_mnist", *, data_dir: str = "", batch_size: int = 128,
                   val_split: float = 0.1, subset: int = 0, test_subset: int = 0,
                   image_size: int = 0, channels: int = 0, flip: bool = False, shift: int = 0,
-                  seed: int = 0) -> Datasets:
+                  seed: int = 0,
+                  preprocess: preprocessing.Preprocess = preprocessing.UNIT) -> Datasets:
     """Loads ``name`` and builds the train/val/test pipelines.
 
     Args:
@@ -74,6 +82,9 @@ def make_datasets(name: str = "fashion_mnist", *, data_dir: str = "", batch_size
       flip: random horizontal flips in training (not for digits or text).
       shift: random translation in training by up to this many pixels.
       seed: fixes the subset, the validation split, shuffling and augmentation.
+      preprocess: maps the [0, 1] images to the model's input (see
+        :mod:`pipeline.data.preprocess`; one mean for every channel, or 3 for
+        a 3-channel input).
 
     Returns:
       The :class:`Datasets`.
@@ -81,6 +92,7 @@ def make_datasets(name: str = "fashion_mnist", *, data_dir: str = "", batch_size
     Raises:
       RegistryError: ``name`` is not a registered data set.
       DataError: missing files, or options out of range; ``argument`` names the option.
+      PreprocessError: ``preprocess`` has 3 per-channel values for a 1-channel input.
     """
     _check_options(val_split=val_split, batch_size=batch_size, subset=subset,
                    test_subset=test_subset, shift=shift, channels=channels)
@@ -98,14 +110,19 @@ def make_datasets(name: str = "fashion_mnist", *, data_dir: str = "", batch_size
                         argument="batch_size")
     shape = (int(image_size or splits.x_train.shape[1]), int(image_size or splits.x_train.shape[2]),
              int(channels or splits.x_train.shape[3]))
-    prepare = _preparer(shape)
+    preprocess.check_channels(shape[2])
+    unit = _preparer(shape)
+
+    def prepare(x):
+        return preprocess.from_unit(unit(x))
     augment = _augmenter(flip, shift, seed)
     train = (tf.data.Dataset.from_tensor_slices((x_train[train_idx], y_train[train_idx]))
              .shuffle(len(train_idx), seed=seed, reshuffle_each_iteration=True)
              .repeat()
              .batch(batch_size, drop_remainder=True)
              # Sequential map: the augmentation's random stream stays in a fixed order.
-             .map(lambda x, y: (augment(prepare(x)), y))
+             # Augmented in [0, 1], so a shift pads with black whatever the preprocessing.
+             .map(lambda x, y: (preprocess.from_unit(augment(unit(x))), y))
              .prefetch(tf.data.AUTOTUNE))
     return Datasets(
         train=train,
@@ -114,7 +131,7 @@ def make_datasets(name: str = "fashion_mnist", *, data_dir: str = "", batch_size
         calibration=_plain(x_train[train_idx], y_train[train_idx], 1, prepare).unbatch(),
         input_shape=shape, class_names=tuple(splits.class_names),
         sizes={"train": len(train_idx), "val": len(val_idx), "test": len(x_test)},
-        steps_per_epoch=len(train_idx) // batch_size)
+        steps_per_epoch=len(train_idx) // batch_size, preprocess=preprocess)
 
 
 def _check_options(*, val_split: float, batch_size: int, subset: int, test_subset: int,

@@ -5,6 +5,7 @@ import pytest
 import pipeline  # noqa: F401  (first: selects tf_keras before TensorFlow loads)
 import tensorflow as tf
 from pipeline.data import datasets
+from pipeline.data import preprocess
 from pipeline.data.loaders import DataError
 
 
@@ -79,3 +80,38 @@ def test_bad_options_name_the_argument(fashion_dir, option, value, message):
     with pytest.raises(DataError, match=message) as error:
         datasets.make_datasets("fashion_mnist", data_dir=str(fashion_dir), **{option: value})
     assert error.value.argument == option and "config" not in str(error.value)
+
+
+def test_symmetric_preprocessing_yields_minus_one_to_one(fashion_dir):
+    ds = datasets.make_datasets("fashion_mnist", data_dir=str(fashion_dir), batch_size=16,
+                                shift=2, preprocess=preprocess.from_settings("symmetric"))
+    assert ds.preprocess.name == "symmetric"
+    test_images = np.concatenate([x.numpy() for x, _ in ds.test])
+    np.testing.assert_allclose(test_images[:, 0, 0, 0], np.arange(40) / 127.5 - 1, atol=1e-6)
+    train = np.concatenate([next(iter(ds.train))[0].numpy() for _ in range(3)])
+    assert -1.0 <= train.min() and train.max() <= 1.0
+    # A shift pads with black (pixel 0, i.e. -1 here), not with the model's zero.
+    assert np.isclose(train, -1.0).sum() > 0 and not np.isclose(train, 0.0).any()
+    (image, _), = ds.calibration.take(1)
+    assert float(tf.reduce_min(image)) >= -1.0
+
+
+def test_per_channel_preprocessing_on_rgb_images(fashion_dir):
+    torch = preprocess.from_settings("imagenet_torch")
+    ds = datasets.make_datasets("fashion_mnist", data_dir=str(fashion_dir), batch_size=8,
+                                channels=3, preprocess=torch)
+    images = np.concatenate([x.numpy() for x, _ in ds.test])
+    np.testing.assert_allclose(images[:, 0, 0], torch.from_pixels(
+        np.repeat(np.arange(40, dtype=np.float32)[:, None], 3, axis=1)), atol=1e-5)
+    caffe = datasets.make_datasets("fashion_mnist", data_dir=str(fashion_dir), batch_size=8,
+                                   channels=3, preprocess=preprocess.IMAGENET_CAFFE)
+    first = next(iter(caffe.test))[0].numpy()[:, 0, 0]  # B, G, R minus the B, G, R means
+    np.testing.assert_allclose(first, np.arange(8)[:, None] - [103.939, 116.779, 123.68],
+                               atol=1e-3)
+
+
+def test_a_3_channel_preprocessing_of_a_1_channel_input_names_the_argument(fashion_dir):
+    with pytest.raises(preprocess.PreprocessError, match="model input has 1 channel") as error:
+        datasets.make_datasets("fashion_mnist", data_dir=str(fashion_dir), batch_size=8,
+                               preprocess=preprocess.IMAGENET_TORCH)
+    assert error.value.argument == "preprocess"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 from pipeline.data import datasets as data_sets
+from pipeline.data import preprocess as preprocessing
 from pipeline.fingerprint import fingerprint
 
 
@@ -20,8 +21,9 @@ class Data:
     key: str
 
 
-def load_data(section, *, input_size: int, channels: int, batch_size: int, seed: int) -> Data:
-    """Loads ``config.data`` at the model's input size and channels.
+def load_data(section, *, input_size: int, channels: int, batch_size: int, seed: int,
+              preprocess: str = "unit", mean=(), std=()) -> Data:
+    """Loads ``config.data`` at the model's input size and channels, preprocessed.
 
     Args:
       section: the ``config.data`` section.
@@ -29,16 +31,25 @@ def load_data(section, *, input_size: int, channels: int, batch_size: int, seed:
       channels: channels of the model input (``model.channels``, 0 = the data's own).
       batch_size: examples per training batch (``train.batch_size``).
       seed: fixes subsets, the validation split, shuffling and augmentation.
+      preprocess: ``model.preprocess``, a name of
+        :func:`pipeline.data.preprocess.preprocess_names`.
+      mean: ``model.mean`` (``preprocess="mean_std"`` only), 0-255 pixel units.
+      std: ``model.std`` (``preprocess="mean_std"`` only), 0-255 pixel units.
 
     Returns:
       The :class:`Data`.
 
     Raises:
       DataError: missing or unreadable files, or options out of range.
-      RegistryError: an unknown ``data.name``.
+      PreprocessError: a malformed preprocessing, or one that does not fit the input.
+      RegistryError: an unknown ``data.name`` or ``model.preprocess``.
     """
+    prep = preprocessing.from_settings(preprocess, mean, std)
     datasets = data_sets.make_datasets(
         section.name, data_dir=section.dir, batch_size=batch_size, val_split=section.val_split,
         subset=section.subset, test_subset=section.test_subset, image_size=input_size,
-        channels=channels, flip=section.flip, shift=section.shift, seed=seed)
-    return Data(datasets, fingerprint("data", section, input_size, channels, batch_size, seed))
+        channels=channels, flip=section.flip, shift=section.shift, seed=seed, preprocess=prep)
+    # Hashed only when it is not the default, so [0, 1] runs keep their keys (and caches).
+    extra = () if prep.is_unit else (prep,)
+    return Data(datasets, fingerprint("data", section, input_size, channels, batch_size, seed,
+                                      *extra))
