@@ -8,12 +8,16 @@ and the labels as a TENSOR_AXIS_LABELS associated file.
 * :func:`add_metadata` writes the metadata with tflite-support's writers
   (imported by their full path: the top-level ``tflite_support`` package
   fails beside protobuf 7). Normalisation, per the Task Library's
-  convention ``(pixel - mean) / std`` on [0, 255] pixels: float inputs
-  (which expect [0, 1]) mean 0, std 255; uint8 inputs, whose quantization
-  (scale 1/255, zero point 0) already maps pixels, mean 0, std 1; int8
+  convention ``(pixel - mean) / std`` on [0, 255] R, G, B pixels, per
+  channel: float inputs take the model's input, so the mean and std of its
+  preprocessing (:meth:`pipeline.data.preprocess.Preprocess.normalization`;
+  ``unit``, the default: mean 0, std 255); uint8 inputs, whose quantization
+  (scale 1/255, zero point 0) already maps pixels (the preprocessing runs in
+  the graph, see :mod:`pipeline.export.rgb_front`), mean 0, std 1; int8
   inputs (q = pixel - 128) mean 128, std 1; the Task Library accepts only
   uint8 and float32 inputs, so an int8 model is for direct interpreter use.
-* :func:`read_metadata` reads it back with ``MetadataDisplayer``.
+* :func:`read_metadata` reads it back with ``MetadataDisplayer``, and
+  :func:`read_normalization` the input's mean and std, as a client applies them.
 
 Example:
   >>> write_labels("out/labels.txt", ["cat", "dog"])
@@ -39,7 +43,8 @@ from pipeline import atomic
 from pipeline.errors import PruningError
 
 LABELS_FILE = "labels.txt"
-# (mean, std) of the Task Library's (pixel - mean) / std, by input dtype name.
+# (mean, std) of the Task Library's (pixel - mean) / std, by input dtype name; a float
+# input's comes from the model's preprocessing when one is given.
 NORMALIZATION = {"float32": (0.0, 255.0), "uint8": (0.0, 1.0), "int8": (128.0, 1.0)}
 
 
@@ -78,13 +83,15 @@ def write_labels(path: str, class_names) -> str:
     return atomic.write_text(path, "\n".join(names) + "\n")
 
 
-def add_metadata(tflite: bytes, labels_path: str, info: ModelInfo) -> bytes:
+def add_metadata(tflite: bytes, labels_path: str, info: ModelInfo, preprocess=None) -> bytes:
     """The model with image-classifier metadata and ``labels_path`` packed in.
 
     Args:
       tflite: the converted model, with a 1xHxWx3 input.
       labels_path: the labels file (:func:`write_labels`).
       info: the :class:`ModelInfo`.
+      preprocess: the model's :class:`pipeline.data.preprocess.Preprocess`,
+        the normalisation of a float input (None: ``unit``, mean 0, std 255).
 
     Returns:
       The model's bytes with the metadata.
@@ -102,14 +109,17 @@ def add_metadata(tflite: bytes, labels_path: str, info: ModelInfo) -> bytes:
     if dtype not in NORMALIZATION:
         raise MetadataError(f"{info.name}: input dtype {dtype} has no normalisation rule; "
                             f"expected one of {sorted(NORMALIZATION)}", argument="tflite")
-    mean, std = NORMALIZATION[dtype]
+    mean, std = ([m] for m in NORMALIZATION[dtype])
+    if dtype == "float32" and preprocess is not None:
+        mean, std = preprocess.normalization(3)
+        mean, std = (mean[:1], std[:1]) if len(set(mean)) == len(set(std)) == 1 else (mean, std)
     try:
         general = metadata_info.GeneralMd(name=info.name, version=info.version,
                                           description=info.description, author=info.author,
                                           licenses=info.license)
         inputs = metadata_info.InputImageTensorMd(
             name="image", description=f"RGB image, {shape[1]}x{shape[2]}, {dtype}",
-            norm_mean=[mean], norm_std=[std], color_space_type=metadata_fb.ColorSpaceType.RGB,
+            norm_mean=mean, norm_std=std, color_space_type=metadata_fb.ColorSpaceType.RGB,
             tensor_type=writer_utils.get_input_tensor_types(tflite)[0])
         outputs = metadata_info.ClassificationTensorMd(
             name="probability", description="Probabilities of the labels.",
@@ -142,3 +152,27 @@ def read_metadata(path: str) -> dict:
     files = {name: displayer.get_associated_file_buffer(name).decode()
              for name in displayer.get_packed_associated_file_list()}
     return {"metadata": json.loads(displayer.get_metadata_json()), "files": files}
+
+
+def read_normalization(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """The input's ``NormalizationOptions`` of the ``.tflite`` at ``path``, per R, G, B channel.
+
+    A client computes ``(pixel - mean) / std`` of raw R, G, B pixels and feeds it
+    (cast to the input's dtype).
+
+    Args:
+      path: a ``.tflite`` file written with :func:`add_metadata`.
+
+    Returns:
+      ``(mean, std)``, float32 arrays of 3 values (one stored value is broadcast).
+
+    Raises:
+      MetadataError: no metadata, or no normalisation on the input.
+    """
+    tensor = read_metadata(path)["metadata"]["subgraph_metadata"][0]["input_tensor_metadata"][0]
+    for unit in tensor.get("process_units", []):
+        if unit.get("options_type") == "NormalizationOptions":
+            mean, std = (np.asarray(unit["options"][k], np.float32) for k in ("mean", "std"))
+            return np.broadcast_to(mean, 3).copy(), np.broadcast_to(std, 3).copy()
+    raise MetadataError(f"{path}: the input's metadata has no NormalizationOptions",
+                        argument="path")

@@ -4,7 +4,9 @@ Both run on the same batch of validation images: the Keras model on its own
 input (grayscale for a gray model), the ``.tflite`` on the RGB equivalent
 (the gray image repeated on R, G and B, which its ``rgb_to_gray`` front maps
 back to the same gray), quantized with the file's own input scale and zero
-point for an integer model. Criteria:
+point for an integer model. Given the model's preprocessing, each file gets
+what it takes (:func:`pipeline.litert.tensors.file_input`): the Keras
+model's input in R, G, B order (float), raw pixels (integer). Criteria:
 
 * float inputs: ``max |tflite - keras| <= rtol * max |keras|`` (default
   ``rtol=1e-4``, relative to the largest output over the batch; the RGB front
@@ -30,8 +32,14 @@ class VerificationError(PruningError):
     """A ``.tflite`` does not match its Keras model within the tolerance."""
 
 
-def tflite_outputs(path: str, images: np.ndarray) -> tuple[np.ndarray, str]:
-    """Runs the ``.tflite`` at ``path`` on float [0, 1] ``images``; returns float outputs and input dtype."""
+def tflite_outputs(path: str, images: np.ndarray, preprocess=None) -> tuple[np.ndarray, str]:
+    """Runs the ``.tflite`` at ``path`` on ``images``; returns float outputs and input dtype.
+
+    Args:
+      path: a ``.tflite`` file.
+      images: the Keras model's input (float; [0, 1] without ``preprocess``).
+      preprocess: the model's :class:`pipeline.data.preprocess.Preprocess` (None: ``unit``).
+    """
     interpreter = Interpreter(model_path=path)
     (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
     images = np.asarray(images, np.float32)
@@ -39,22 +47,24 @@ def tflite_outputs(path: str, images: np.ndarray) -> tuple[np.ndarray, str]:
         images = rgb_front.to_rgb(images)
     interpreter.resize_tensor_input(inp["index"], images.shape)
     interpreter.allocate_tensors()
-    interpreter.set_tensor(inp["index"], tensors.quantize_images(images, inp))
+    interpreter.set_tensor(inp["index"], tensors.file_input(images, inp, preprocess))
     interpreter.invoke()
     return tensors.dequantize(interpreter.get_tensor(out["index"]), out), np.dtype(inp["dtype"]).name
 
 
 def verify_parity(path: str, model, images: np.ndarray, name: str, rtol: float = 1e-4,
-                  min_agreement: float = 0.99) -> dict:
+                  min_agreement: float = 0.99, preprocess=None) -> dict:
     """Checks the ``.tflite`` against ``model`` on ``images``; see the module doc for the criteria.
 
     Args:
       path: the written ``.tflite``.
       model: the Keras model it was converted from (without the RGB front).
-      images: float [0, 1] images shaped like ``model``'s input.
+      images: float images shaped like ``model``'s input, as the data
+        pipelines yield them ([0, 1] without ``preprocess``).
       name: the variant's name, for the error message.
       rtol: float tolerance, relative to the largest Keras output.
       min_agreement: integer models' minimum top-1 agreement.
+      preprocess: the model's :class:`pipeline.data.preprocess.Preprocess` (None: ``unit``).
 
     Returns:
       ``{"examples", "input_dtype", "max_abs_diff", "max_rel_diff", "agreement"}``.
@@ -65,7 +75,7 @@ def verify_parity(path: str, model, images: np.ndarray, name: str, rtol: float =
     if len(images) == 0:
         raise VerificationError(f"variant '{name}': no images to verify {path} on")
     expected = np.asarray(model(np.asarray(images, np.float32), training=False), np.float32)
-    got, dtype = tflite_outputs(path, images)
+    got, dtype = tflite_outputs(path, images, preprocess)
     diff = float(np.max(np.abs(got - expected)))
     scale = float(np.max(np.abs(expected))) or 1.0
     agreement = float(np.mean(np.argmax(got, -1) == np.argmax(expected, -1)))

@@ -7,6 +7,15 @@ input gets scale 1/255 and zero point 0, so a camera frame's raw pixels go
 in unchanged; :func:`convert_int8` checks that, because the mobile metadata
 (:mod:`pipeline.export.metadata`) promises it.
 
+A model with another preprocessing (:mod:`pipeline.data.preprocess`) is
+not given a scale and zero point of its own: ``[-1, 1]`` would need zero
+point 127.5, and ImageNet's per-channel mean and std no per-tensor pair at
+all. Instead :func:`pipeline.export.rgb_front.with_normalization` puts the
+preprocessing in the graph (one fixed 1x1 depthwise layer, quantized like
+any other: its output is rounded to the first layer's int8 step), the
+calibration images are mapped back to [0, 1], and the input check above
+holds unchanged for every preprocessing.
+
 Example:
   >>> data = lambda: ([image[None]] for image in calibration_images)
   >>> tflite_bytes = convert_int8(model, data, input_type="uint8")
@@ -19,6 +28,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from pipeline.errors import PruningError
+from pipeline.export import rgb_front
 
 INPUT_TYPES = {"uint8": tf.uint8, "int8": tf.int8}
 # Zero point of an input whose real range is [0, 1], per input type.
@@ -29,15 +39,21 @@ class QuantizeError(PruningError):
     """Integer conversion failed, or its input quantization is not the promised one."""
 
 
-def convert_int8(model, representative: Callable[[], Iterable], input_type: str = "uint8") -> bytes:
+def convert_int8(model, representative: Callable[[], Iterable], input_type: str = "uint8",
+                 preprocess=None) -> bytes:
     """Converts ``model`` to a fully integer ``.tflite`` (builtin int8 ops only).
 
     Args:
-      model: a tf_keras model taking float images in [0, 1].
+      model: a tf_keras model taking float R, G, B (or gray) images of its
+        preprocessing (a :func:`pipeline.export.rgb_front.with_rgb_front` model).
       representative: a generator function yielding ``[batch_of_1]`` lists of
-        training images, as ``TFLiteConverter.representative_dataset`` expects.
+        training images as the data pipelines yield them (the Keras model's
+        input, gray ones repeated on 3 channels), as
+        ``TFLiteConverter.representative_dataset`` expects.
       input_type: ``"uint8"`` (what the TFLite Task Library feeds) or ``"int8"``;
         the output gets the same type.
+      preprocess: the model's :class:`pipeline.data.preprocess.Preprocess`
+        (None: ``unit``, images in [0, 1]); the file takes raw pixels whatever it is.
 
     Returns:
       The ``.tflite`` bytes.
@@ -49,6 +65,9 @@ def convert_int8(model, representative: Callable[[], Iterable], input_type: str 
     if input_type not in INPUT_TYPES:
         raise QuantizeError(f"export.int8_input must be one of {sorted(INPUT_TYPES)}, "
                             f"got {input_type!r}")
+    if preprocess is not None and not preprocess.is_unit:
+        model = rgb_front.with_normalization(model, preprocess)
+        representative = _in_unit(representative, preprocess)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
@@ -61,6 +80,14 @@ def convert_int8(model, representative: Callable[[], Iterable], input_type: str 
         raise QuantizeError(f"full-integer conversion of {model.name} failed: {e}") from e
     check_input_quantization(result, input_type)
     return result
+
+
+def _in_unit(representative: Callable[[], Iterable], preprocess) -> Callable[[], Iterable]:
+    """``representative``'s images mapped back to the [0, 1] R, G, B images they came from."""
+    def generate():
+        for (image,) in representative():
+            yield [preprocess.to_unit(tf.convert_to_tensor(image, tf.float32))]
+    return generate
 
 
 def check_input_quantization(tflite: bytes, input_type: str, rtol: float = 0.01) -> tuple:

@@ -6,8 +6,21 @@ take a batch-1 RGB image. A model trained on grayscale gets a fixed 1x1
 convolution (``rgb_to_gray``) with the BT.601 weights of
 ``tf.image.rgb_to_grayscale`` rescaled to sum to 1, so a gray image repeated
 on R, G and B gives back the same gray (up to float rounding, ~1e-7) and
-camera frames go straight in. :func:`to_rgb` makes such repeated images
-from a gray batch.
+camera frames go straight in. A model whose preprocessing takes B, G, R
+(``imagenet_caffe``) gets a fixed channel permutation (``rgb_to_bgr``, exact
+in float). :func:`to_rgb` makes such repeated images from a gray batch.
+
+What the input takes, by dtype (the rule :mod:`pipeline.litert.tensors`
+feeds by and :mod:`pipeline.export.metadata` describes):
+
+* a float input takes the model's input in R, G, B order, i.e.
+  ``(pixel - mean) / std`` of the model's preprocessing
+  (:mod:`pipeline.data.preprocess`); the metadata carries that mean and std;
+* an integer input takes raw pixels: :func:`with_normalization` puts the
+  preprocessing inside the graph, as a fixed 1x1 depthwise convolution
+  (``normalize``) from [0, 1] images, so the input is quantized with scale
+  1/255 and zero point 0 (uint8) for every preprocessing, including
+  per-channel ones that no single scale and zero point can express.
 
 Example:
   >>> front = with_rgb_front(model)            # (1, 28, 28, 3) float input
@@ -29,17 +42,21 @@ class RgbFrontError(PruningError):
     """A model cannot be given an RGB input."""
 
 
-def with_rgb_front(model):
+def with_rgb_front(model, preprocess=None):
     """``model`` behind a batch-1 RGB float input; a 1-channel model gets ``rgb_to_gray``.
 
     Args:
       model: a tf_keras model taking (H, W, 1) or (H, W, 3) images.
+      preprocess: the model's :class:`pipeline.data.preprocess.Preprocess`;
+        a B, G, R one adds ``rgb_to_bgr`` (None: R, G, B).
 
     Returns:
-      A new model named ``<name>_rgb`` taking (1, H, W, 3) float images.
+      A new model named ``<name>_rgb`` taking (1, H, W, 3) float images, the
+      model's input in R, G, B order.
 
     Raises:
-      RgbFrontError: the model's input has neither 1 nor 3 channels.
+      RgbFrontError: the model's input has neither 1 nor 3 channels, or a
+        B, G, R preprocessing meets a 1-channel model.
     """
     height, width, channels = model.input_shape[1:]
     if channels not in (1, 3):
@@ -52,7 +69,39 @@ def with_rgb_front(model):
         to_gray = tf_keras.layers.Conv2D(1, 1, use_bias=False, trainable=False, name="rgb_to_gray")
         x = to_gray(x)
         to_gray.set_weights([GRAY_WEIGHTS.reshape(1, 1, 3, 1).astype(np.float32)])
+    if preprocess is not None and preprocess.bgr:
+        if channels != 3:
+            raise RgbFrontError(f"{model.name} takes 1-channel images but its preprocessing "
+                                f"{preprocess.name!r} reorders R, G, B", argument="preprocess")
+        to_bgr = tf_keras.layers.Conv2D(3, 1, use_bias=False, trainable=False, name="rgb_to_bgr")
+        x = to_bgr(x)
+        to_bgr.set_weights([np.eye(3, dtype=np.float32)[::-1].reshape(1, 1, 3, 3)])
     return tf_keras.Model(rgb, model(x), name=f"{model.name}_rgb")
+
+
+def with_normalization(front, preprocess):
+    """``front`` (a :func:`with_rgb_front` model) behind a fixed ``normalize`` layer from [0, 1].
+
+    The layer computes ``(255 x - mean) / std`` per R, G, B channel, so the
+    returned model takes pixel / 255 and an integer conversion quantizes its
+    input as raw pixels, whatever the preprocessing.
+
+    Args:
+      front: a model taking (1, H, W, 3) R, G, B images of the model's input.
+      preprocess: the model's :class:`pipeline.data.preprocess.Preprocess`.
+
+    Returns:
+      ``front`` itself for ``unit`` (nothing to do), else a new model named
+      ``<front.name>_normalized`` taking (1, H, W, 3) images in [0, 1].
+    """
+    if preprocess is None or preprocess.is_unit:
+        return front
+    mean, std = (np.asarray(v, np.float32) for v in preprocess.normalization(3))
+    unit = tf_keras.Input(front.input_shape[1:], batch_size=1, name="image")
+    normalize = tf_keras.layers.DepthwiseConv2D(1, trainable=False, name="normalize")
+    x = normalize(unit)
+    normalize.set_weights([(255.0 / std).reshape(1, 1, 3, 1), -mean / std])
+    return tf_keras.Model(unit, front(x), name=f"{front.name}_normalized")
 
 
 def to_rgb(images: np.ndarray) -> np.ndarray:

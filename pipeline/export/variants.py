@@ -61,6 +61,8 @@ class ExportContext:
       sparse: the sparse fine-tune's :class:`pipeline.export.sparse_finetune.SparseRecipe`.
       cluster: the :class:`pipeline.training.distribute.Cluster` the sparse
         fine-tunes train under; None trains in this process alone.
+      preprocess: the model's :class:`pipeline.data.preprocess.Preprocess`,
+        what ``calibration``, ``train`` and the check images are (None: ``unit``).
     """
 
     calibration: Any = None
@@ -70,6 +72,7 @@ class ExportContext:
     steps_per_epoch: int = 0
     sparse: sparse_finetune.SparseRecipe = sparse_finetune.SparseRecipe()
     cluster: Any = None
+    preprocess: Any = None
 
     def representative_dataset(self):
         """Yields ``[image_batch_of_1]`` lists, as ``TFLiteConverter`` expects."""
@@ -186,7 +189,8 @@ def convert_sparse(model, context: ExportContext) -> bytes:
 
 def convert_int8(model, context: ExportContext) -> bytes:
     """Full-integer quantization calibrated on ``context``'s training images."""
-    return quantize.convert_int8(model, context.representative_for(model), context.int8_input)
+    return quantize.convert_int8(model, context.representative_for(model), context.int8_input,
+                                 context.preprocess)
 
 
 def _sparse_prepare(mode: str, name: str):
@@ -249,7 +253,7 @@ class Checks:
     """How a written file is verified (see :mod:`pipeline.export.parity`).
 
     Attributes:
-      images: float [0, 1] validation images shaped like the Keras model's input.
+      images: validation images as the Keras model takes them (its preprocessing).
       rtol: float variants' tolerance, relative to the largest Keras output.
       min_agreement: integer variants' minimum top-1 agreement.
     """
@@ -285,13 +289,14 @@ def export_variant(variant: Variant, model, context: ExportContext, path: str,
         message names the variant.
     """
     prepared = variant.prepare(model, context) if variant.prepare else Prepared(model)
-    front = rgb_front.with_rgb_front(prepared.model)
-    shipped = metadata.add_metadata(variant.convert(front, context), labels_path, info)
+    front = rgb_front.with_rgb_front(prepared.model, context.preprocess)
+    shipped = metadata.add_metadata(variant.convert(front, context), labels_path, info,
+                                    context.preprocess)
     with atomic.path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(shipped)
         parity = verify.verify_parity(tmp, prepared.model, checks.images, variant.name,
-                                      checks.rtol, checks.min_agreement)
+                                      checks.rtol, checks.min_agreement, context.preprocess)
         try:
             checked = variant.check(tmp, prepared) if variant.check else []
         except PruningError as e:

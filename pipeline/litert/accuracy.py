@@ -3,7 +3,10 @@
 Quantized inputs (int8/uint8) are quantized with the model's own scale and
 zero point, so variants added later are evaluated the same way. Gray images
 fed to a model with an RGB input (the mobile export's ``rgb_to_gray`` front)
-are repeated on R, G and B.
+are repeated on R, G and B. The dataset yields the Keras model's input; with
+the model's preprocessing given, each file gets what it takes
+(:func:`pipeline.litert.tensors.file_input`): the model's input in R, G, B
+order for a float file, raw pixels for an integer one.
 
 Example:
   >>> tflite_accuracy("work/tflite/pruned_fp32.tflite", datasets.test)
@@ -17,16 +20,19 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from pipeline.errors import PruningError
-from pipeline.litert.tensors import quantize_images
+from pipeline.litert.tensors import file_input
 
 
-def tflite_accuracy(path: str, dataset, num_threads: int | None = None) -> dict:
+def tflite_accuracy(path: str, dataset, num_threads: int | None = None,
+                    preprocess=None) -> dict:
     """Top-1 accuracy of the model at ``path`` on ``(images, labels)`` batches.
 
     Args:
       path: a ``.tflite`` file with one image input and one class-score output.
       dataset: an iterable of ``(images, labels)`` batches (tf or numpy).
       num_threads: LiteRT threads (None: its default).
+      preprocess: the model's :class:`pipeline.data.preprocess.Preprocess`,
+        which ``dataset``'s images went through (None: ``unit``, [0, 1]).
 
     Returns:
       ``{"accuracy": float, "examples": int, "seconds": float}``.
@@ -48,7 +54,7 @@ def tflite_accuracy(path: str, dataset, num_threads: int | None = None) -> dict:
             interpreter.resize_tensor_input(inp["index"], images.shape)
             interpreter.allocate_tensors()
             batch = images.shape[0]
-        interpreter.set_tensor(inp["index"], quantize_images(images, inp))
+        interpreter.set_tensor(inp["index"], file_input(images, inp, preprocess))
         interpreter.invoke()
         scores = interpreter.get_tensor(out["index"])
         correct += int(np.sum(np.argmax(scores, axis=-1) == labels))

@@ -4,13 +4,40 @@ Float images go into an integer input with that tensor's scale and zero
 point, and integer outputs come back as float32, so every caller (accuracy,
 parity checks) feeds and reads any variant the same way.
 
+:func:`file_input` maps the model's input (what the data pipelines yield) to
+what an exported file takes, given the model's preprocessing (a
+:class:`pipeline.data.preprocess.Preprocess`, passed in: this layer does not
+import the data layer). Exported files follow one rule
+(:mod:`pipeline.export.rgb_front`): a float input takes the model's input in
+R, G, B order; an integer input takes raw pixels (real value pixel / 255),
+the preprocessing running inside the graph.
+
 Example:
   >>> (inp,) = interpreter.get_input_details()
-  >>> interpreter.set_tensor(inp["index"], quantize_images(images, inp))
+  >>> interpreter.set_tensor(inp["index"], file_input(images, inp, preprocess))
 """
 from __future__ import annotations
 
 import numpy as np
+
+
+def file_input(images: np.ndarray, detail: dict, preprocess=None) -> np.ndarray:
+    """The model's input images -> the tensor an exported file takes (see the module doc).
+
+    Args:
+      images: a batch as the data pipelines yield it (the model's input).
+      detail: the interpreter's input detail.
+      preprocess: the model's ``Preprocess``; None: the images are already
+        [0, 1] R, G, B (the ``unit`` preprocessing).
+
+    Returns:
+      The batch in the input's dtype.
+    """
+    images = np.asarray(images, np.float32)
+    if preprocess is not None:
+        floating = np.issubdtype(detail["dtype"], np.floating)
+        images = preprocess.to_rgb_order(images) if floating else preprocess.to_unit(images)
+    return quantize_images(np.asarray(images, np.float32), detail)
 
 
 def quantize_images(images: np.ndarray, detail: dict) -> np.ndarray:

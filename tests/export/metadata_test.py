@@ -78,3 +78,46 @@ def test_labels_file(tmp_path):
     with pytest.raises(metadata.MetadataError) as error:
         metadata.write_labels(str(tmp_path / "bad.txt"), ["a\nb"])
     assert error.value.argument == "class_names"
+
+
+@pytest.mark.parametrize("name, stored_mean, stored_std", [
+    ("symmetric", [127.5], [127.5]),
+    ("imagenet_caffe", [123.68, 116.779, 103.939], [1.0, 1.0, 1.0]),  # R, G, B order
+    ("imagenet_torch", [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]),
+])
+def test_float_metadata_carries_the_preprocessing(name, stored_mean, stored_std, tmp_path):
+    import tf_keras
+    from pipeline.data import preprocess
+    p = preprocess.from_settings(name)
+    inputs = tf_keras.Input((8, 8, 3))
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(3, activation="softmax")(
+        tf_keras.layers.GlobalAveragePooling2D()(inputs)))
+    labels = metadata.write_labels(str(tmp_path / "labels.txt"), ["r", "g", "b"])
+    path = tmp_path / "m.tflite"
+    path.write_bytes(metadata.add_metadata(fp32_bytes(with_rgb_front(model, p)), labels,
+                                           metadata.ModelInfo(name), p))
+    meta = metadata.read_metadata(str(path))["metadata"]
+    (unit,) = meta["subgraph_metadata"][0]["input_tensor_metadata"][0]["process_units"]
+    np.testing.assert_allclose(unit["options"]["mean"], stored_mean, rtol=1e-6)
+    np.testing.assert_allclose(unit["options"]["std"], stored_std, rtol=1e-6)
+    mean, std = metadata.read_normalization(str(path))
+    pixels = np.array([10.0, 20.0, 30.0], np.float32)  # R, G, B
+    np.testing.assert_allclose((pixels - mean) / std,
+                               p.to_rgb_order(p.from_pixels(pixels)), rtol=1e-5)
+
+
+def test_uint8_metadata_ignores_the_preprocessing(tiny_classifier, tiny_data, labels, tmp_path):
+    """An integer input takes raw pixels whatever the model's preprocessing: mean 0, std 1."""
+    from pipeline.data import preprocess
+    front = with_rgb_front(tiny_classifier)
+
+    def representative():
+        for image, _ in tiny_data.calibration.take(20):
+            yield [np.repeat(image.numpy()[None], 3, axis=-1)]
+    raw = quantize.convert_int8(front, representative, "uint8")
+    path = tmp_path / "q.tflite"
+    path.write_bytes(metadata.add_metadata(raw, labels, metadata.ModelInfo("q"),
+                                           preprocess.SYMMETRIC))
+    mean, std = metadata.read_normalization(str(path))
+    np.testing.assert_array_equal(mean, [0.0] * 3)
+    np.testing.assert_array_equal(std, [1.0] * 3)

@@ -48,3 +48,72 @@ def test_uncovered_input_range_is_refused(tiny_classifier):
 def test_unknown_input_type(tiny_classifier):
     with pytest.raises(quantize.QuantizeError, match="int8_input"):
         quantize.convert_int8(tiny_classifier, lambda: iter(()), "int16")
+
+
+def channel_classifier():
+    """8x8 RGB images -> which channel of the model's input is brightest (3 classes)."""
+    import tf_keras
+    inputs = tf_keras.Input((8, 8, 3))
+    x = tf_keras.layers.GlobalAveragePooling2D()(inputs)
+    dense = tf_keras.layers.Dense(3, activation="softmax")
+    outputs = dense(x)
+    dense.set_weights([np.eye(3, dtype=np.float32) * 4.0, np.zeros(3, np.float32)])
+    return tf_keras.Model(inputs, outputs, name="channels")
+
+
+def bright_pixels(count=200, seed=0):
+    """uint8 R, G, B images spanning 0-255, one channel 120 brighter than the others (its class)."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 136, (count, 8, 8, 3))
+    pixels[np.arange(count), :, :, rng.integers(0, 3, count)] += 120
+    return pixels.astype(np.uint8)
+
+
+@pytest.mark.parametrize("name", ["symmetric", "imagenet_caffe", "imagenet_torch"])
+def test_int8_takes_raw_pixels_whatever_the_preprocessing(name, tmp_path):
+    import tensorflow as tf
+    from pipeline.data import preprocess
+    p = preprocess.from_settings(name)
+    model, pixels = channel_classifier(), bright_pixels()
+    images = p.from_pixels(pixels)  # the Keras model's input, in its channel order
+
+    def calibration():
+        for image in images[:100]:
+            yield [image[None]]
+    raw = quantize.convert_int8(with_rgb_front(model, p), calibration, "uint8", p)
+    path = tmp_path / "q.tflite"
+    path.write_bytes(raw)
+    interpreter = Interpreter(model_path=str(path))
+    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    assert inp["quantization"][0] == pytest.approx(1 / 255, rel=1e-3)
+    assert inp["quantization"][1] == 0
+    names = {d["name"] for d in interpreter.get_tensor_details()}
+    assert any("normalize" in n for n in names)  # the preprocessing runs in the graph
+    interpreter.resize_tensor_input(inp["index"], pixels.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(inp["index"], pixels)  # raw camera pixels, R, G, B
+    interpreter.invoke()
+    expected = np.argmax(model(images), -1)
+    assert np.mean(np.argmax(interpreter.get_tensor(out["index"]), -1) == expected) >= 0.99
+    result = verify.verify_parity(str(path), model, images, "q", preprocess=p)
+    assert result["agreement"] >= 0.99
+    # The float file, behind the same front, takes (pixel - mean) / std in R, G, B order.
+    fp32 = tmp_path / "f.tflite"
+    fp32.write_bytes(tf.lite.TFLiteConverter.from_keras_model(with_rgb_front(model, p)).convert())
+    result = verify.verify_parity(str(fp32), model, images, "f", preprocess=p)
+    assert result["max_rel_diff"] < 1e-5 and result["agreement"] == 1.0
+
+
+def test_unit_keeps_the_graph_without_a_normalize_layer(tiny_classifier):
+    from pipeline.data import preprocess
+    from pipeline.export import rgb_front
+    front = with_rgb_front(tiny_classifier)
+    assert rgb_front.with_normalization(front, preprocess.UNIT) is front
+    assert rgb_front.with_normalization(front, None) is front
+
+
+def test_a_bgr_preprocessing_refuses_a_gray_model(tiny_classifier):
+    from pipeline.data import preprocess
+    from pipeline.export import rgb_front
+    with pytest.raises(rgb_front.RgbFrontError, match="reorders R, G, B"):
+        with_rgb_front(tiny_classifier, preprocess.IMAGENET_CAFFE)

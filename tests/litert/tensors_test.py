@@ -26,3 +26,29 @@ def test_float_tensors_pass_through_as_their_dtype():
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out, images.astype(np.float32))
     assert tensors.dequantize(np.array([1.5], np.float16), detail).dtype == np.float32
+
+
+def test_file_input_by_dtype_given_the_preprocessing():
+    """Float files take the model's input in R, G, B order; integer files raw pixels."""
+    from pipeline.data import preprocess
+    pixels = np.array([[[[10.0, 20.0, 30.0]]]], np.float32)  # R, G, B
+    caffe = preprocess.IMAGENET_CAFFE
+    model_input = caffe.from_pixels(pixels)  # B, G, R minus the B, G, R means
+    float_detail = {"dtype": np.float32, "quantization": (0.0, 0)}
+    mean, std = caffe.normalization()
+    np.testing.assert_allclose(tensors.file_input(model_input, float_detail, caffe),
+                               (pixels - mean) / std, atol=1e-4)
+    uint8_detail = {"dtype": np.uint8, "quantization": (1 / 255, 0)}
+    fed = tensors.file_input(model_input, uint8_detail, caffe)
+    assert fed.dtype == np.uint8
+    np.testing.assert_array_equal(fed, pixels.astype(np.uint8))
+    symmetric = preprocess.SYMMETRIC.from_pixels(np.arange(256, dtype=np.float32))
+    np.testing.assert_array_equal(tensors.file_input(symmetric, uint8_detail, preprocess.SYMMETRIC),
+                                  np.arange(256))
+
+
+def test_file_input_without_a_preprocessing_is_quantize_images():
+    detail = {"dtype": np.uint8, "quantization": (1 / 255, 0)}
+    images = np.linspace(0, 1, 11, dtype=np.float32)
+    np.testing.assert_array_equal(tensors.file_input(images, detail),
+                                  tensors.quantize_images(images, detail))
