@@ -79,6 +79,14 @@ def model(**overrides) -> ml_collections.ConfigDict:
     m.channels = 0
     m.width = 1.0  # channel multiplier
     m.dropout = 0.3
+    # What the model's input is: (pixel - mean) / std on 0-255 RGB pixels. unit [0, 1],
+    # symmetric [-1, 1], imagenet_caffe (BGR, mean subtracted), imagenet_torch, or
+    # mean_std with model.mean and model.std (1 or 3 values, RGB, pixel units). Training,
+    # evaluation, int8 calibration, parity checks and the TFLite metadata all follow it;
+    # see pipeline/data/preprocess.py and README "Input preprocessing".
+    m.preprocess = "unit"
+    m.mean = ()  # model.preprocess=mean_std only, e.g. "(127.5,)"
+    m.std = ()
     return _apply("model", m, overrides)
 
 

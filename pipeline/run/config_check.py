@@ -11,9 +11,11 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 
 import models
 from pipeline.data import loaders
+from pipeline.data import preprocess as preprocessing
 from pipeline.errors import PruningError
 from pipeline.export import variants as export
 from pipeline.latency import allocate as latency_alloc
@@ -21,6 +23,9 @@ from pipeline.latency import refine  # noqa: F401  (registers the latency target
 from pipeline.pruning import criteria, selection, targets
 from pipeline.training import distribute
 from pipeline.training.fit import OPTIMIZERS, Recipe
+
+
+_PREPROCESS_ARGUMENTS = re.compile(r"(?<![\w.\-])(preprocess|mean|std)=")
 
 
 class ConfigError(PruningError):
@@ -77,9 +82,19 @@ def check(config) -> None:
     _positive("model.width", config.model.width)
     _in_range("model.dropout", config.model.dropout, 0.0, 1.0, closed_high=False)
     _one_of("model.channels", config.model.channels, (0, 1, 3))
+    _check_preprocess(config.model)
     for key in ("data.subset", "data.test_subset", "data.shift"):
         section, name = key.split(".")
         _at_least(key, config[section][name], 0)
+
+
+def _check_preprocess(model) -> None:
+    """``model.preprocess`` (with ``model.mean``/``model.std``) names a valid preprocessing."""
+    _one_of("model.preprocess", model.preprocess, preprocessing.preprocess_names())
+    try:
+        preprocessing.from_settings(model.preprocess, model.mean, model.std)
+    except PruningError as e:  # the library names its arguments: spell them as keys
+        raise ConfigError(_PREPROCESS_ARGUMENTS.sub(r"config.model.\1=", str(e))) from e
 
 
 def _check_latency(config) -> None:
