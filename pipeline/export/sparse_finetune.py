@@ -1,21 +1,24 @@
-"""Sparsity-aware fine-tuning with TF-MOT: 2:4 and 1x4 block-sparse fully-connected layers.
+"""Sparsity-aware fine-tuning: 2:4 and 1x4 block-sparse fully-connected layers.
 
 Two recipes, both a short fine-tune of a *copy* of the model (TF-MOT's
 wrappers reuse the layer objects they wrap, so training a wrapped original
-would change it in place):
+would change it in place), over the layers
+:func:`pipeline.export.sparse_kernels.plan` covers (decided before training):
 
-* **2:4** (``prune_low_magnitude(..., sparsity_m_by_n=(2, 4))``): at most 2
-  non-zeros in every 4 consecutive weights along the input-channel axis, the
-  last axis of TFLite's OHWI conv and (out, in) FC layouts. Eligible: Conv2D
-  with ``groups=1`` and Dense, whose input channels are a multiple of 4.
+* **2:4**: at most 2 non-zeros in every 4 consecutive weights along the
+  input-channel axis, the last axis of TFLite's OHWI conv and (out, in) FC
+  layouts. TF-MOT's ``prune_low_magnitude(..., sparsity_m_by_n=(2, 4))``
+  masks rank-2 and rank-4 kernels along their second-to-last (input) axis:
+  Dense, Conv2D (grouped too: per group) and SeparableConv2D's pointwise
+  kernel. Its mask rejects other ranks, so Conv1D and SeparableConv1D
+  kernels (rank 3) get this module's own :class:`TwoOfFourMask` instead, a
+  callback that re-applies the magnitude 2:4 mask along the input axis
+  before training and after every step.
 * **1x4 block FC** (``block_size=(4, 1)`` on the Keras (in, out) kernel, which
   TFLite stores as (out, in): blocks of 4 input weights of one output):
-  Dense layers with a multiple of 4 inputs, except the classifier (the
-  layer producing the model output, kept dense to protect accuracy).
+  Dense layers with a multiple of 4 inputs, except the classifier.
 
-Which layer has which kernel is the handler registry's declaration
-(:class:`pipeline.pruning.handlers.SparseKernel`); :func:`eligibility` reads
-it. :mod:`pipeline.export.sparse_check` verifies the written file.
+:mod:`pipeline.export.sparse_check` verifies the written file.
 
 Example:
   >>> tuned = finetune_sparse(model, "2of4", SparseRecipe(epochs=1), datasets.train,
@@ -27,23 +30,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
 import tensorflow_model_optimization as tfmot
 import tf_keras
 
-from pipeline.export.sparse_check import BLOCK, M, N, SparsityError
-from pipeline.pruning import graph, handlers
+from pipeline.export.sparse_check import SparsityError
+from pipeline.export.sparse_kernels import BLOCK, MODES, M, N, Ineligible, kernel_variable, plan
+from pipeline.pruning import handlers
 from pipeline.training import distribute
 from pipeline.training.distill import outputs_probabilities
-
-# mode -> (whether a SparseKernel takes it, why a layer whose kernel does not is left dense)
-_MODES = {
-    "2of4": (lambda kernel: kernel.two_of_four,
-             "{}: TF-MOT's 2:4 mask supports Conv2D and Dense only"),
-    "block_fc": (lambda kernel: kernel.block_1x4,
-                 "{}: 1x4 block sparsity is for Dense (FULLY_CONNECTED) only"),
-}
-MODES = tuple(_MODES)
-IMAGE_CHANNELS = (1, 3)  # a model input's channels: not the pruner's to round
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,24 +65,6 @@ class SparseRecipe:
 
 
 @dataclasses.dataclass(frozen=True)
-class Ineligible:
-    """Why one layer is left dense.
-
-    Attributes:
-      layer: the layer's name.
-      reason: why the sparsity pattern does not apply to it.
-      fix: what makes it eligible, naming the Python argument ("" when
-        nothing does: a depthwise conv stays dense).
-      argument: that argument's name (``"round_to"``), or None.
-    """
-
-    layer: str
-    reason: str
-    fix: str = ""
-    argument: str | None = None
-
-
-@dataclasses.dataclass(frozen=True)
 class SparseModel:
     """What :func:`finetune_sparse` made.
 
@@ -107,46 +84,6 @@ class SparseModel:
     def skipped(self) -> dict[str, str]:
         """Layer name -> why it was left dense."""
         return {i.layer: i.reason for i in self.ineligible}
-
-
-def _has_kernel(layer) -> bool:
-    return hasattr(layer, "kernel") or hasattr(layer, "depthwise_kernel")
-
-
-def eligibility(layer, mode: str, output_layers: frozenset = frozenset()) -> Ineligible | None:
-    """None if ``layer`` (one with a kernel) can take ``mode``'s sparsity, else why not.
-
-    Args:
-      layer: a tf_keras layer.
-      mode: ``"2of4"`` or ``"block_fc"``.
-      output_layers: names of the layers producing the model's outputs
-        (:func:`pipeline.pruning.graph.output_layer_names`); block-FC keeps them dense.
-
-    Returns:
-      None, or an :class:`Ineligible` with the reason and, where one exists, the fix.
-
-    Example:
-      >>> eligibility(tf_keras.layers.DepthwiseConv2D(3), "2of4").reason
-      'depthwise conv: one input channel per filter, nothing to group along'
-    """
-    applies, unsupported = _MODES[mode]
-    kernel = handlers.sparse_kernel(layer)
-    if kernel is None or not applies(kernel):
-        reason = kernel.reason if kernel is not None and kernel.reason else (
-            unsupported.format(type(layer).__name__))
-        return Ineligible(layer.name, reason)
-    if getattr(layer, "groups", 1) != 1:
-        return Ineligible(layer.name, f"grouped conv (groups={layer.groups})")
-    inputs = int(getattr(layer, kernel.weight).shape[kernel.in_axis])
-    if inputs % N:
-        reason = f"{inputs} input channel(s), not a multiple of {N}"
-        if inputs in IMAGE_CHANNELS:
-            return Ineligible(layer.name, reason)
-        return Ineligible(layer.name, reason, f"prune with round_to={N}", "round_to")
-    if mode == "block_fc" and layer.name in output_layers:
-        return Ineligible(layer.name,
-                          "the classifier (model output) is kept dense to protect accuracy")
-    return None
 
 
 def finetune_sparse(model, mode: str, recipe: SparseRecipe, train, steps_per_epoch: int,
@@ -173,31 +110,93 @@ def finetune_sparse(model, mode: str, recipe: SparseRecipe, train, steps_per_epo
     Raises:
       SparsityError: unknown mode.
     """
-    if mode not in _MODES:
+    if mode not in MODES:
         raise SparsityError(f"sparsity mode must be one of {MODES}, got {mode!r}",
                             argument="mode")
-    outputs = graph.output_layer_names(model)
-    found = {l.name: eligibility(l, mode, outputs) for l in model.layers if _has_kernel(l)}
-    pruned = tuple(name for name, why in found.items() if why is None)
-    ineligible = tuple(why for why in found.values() if why is not None)
-    if not pruned:  # nothing to fine-tune: a plain copy is returned
-        return SparseModel(_plain_copy(model), mode, (), ineligible)
+    found = plan(model, mode)
+    if not found.sparse:  # nothing to fine-tune: a plain copy is returned
+        return SparseModel(_plain_copy(model), mode, (), found.ineligible)
     cluster = cluster if cluster is not None else distribute.Cluster()
     copy = cluster.clone(model)
+    own = tuple(name for name in found.sparse
+                if mode == "2of4" and not tfmot_masks(copy.get_layer(name)))
     with cluster.scope():
         wrapped = tf_keras.models.clone_model(
             copy, clone_function=lambda layer: _wrap(layer, mode, recipe)
-            if layer.name in pruned else layer)
+            if layer.name in found.sparse and layer.name not in own else layer)
         # The masks are computed and applied inside training steps, so at least one must run.
         wrapped.compile(optimizer=tf_keras.optimizers.Adam(recipe.lr),
                         loss=tf_keras.losses.SparseCategoricalCrossentropy(
                             from_logits=not outputs_probabilities(model)), metrics=["accuracy"])
+    callbacks = [tfmot.sparsity.keras.UpdatePruningStep()]
+    if own:
+        callbacks.append(TwoOfFourMask([wrapped.get_layer(name) for name in own]))
     wrapped.fit(train, epochs=recipe.epochs, steps_per_epoch=recipe.steps or steps_per_epoch,
-                verbose=2, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+                verbose=2, callbacks=callbacks)
     stripped = tfmot.sparsity.keras.strip_pruning(wrapped)
     if cluster.strategy is not None:  # export needs plain variables, not distributed ones
         stripped = _plain_copy(stripped)
-    return SparseModel(stripped, mode, pruned, ineligible)
+    return SparseModel(stripped, mode, found.sparse, found.ineligible)
+
+
+def tfmot_masks(layer) -> bool:
+    """Whether TF-MOT's 2:4 mask groups ``layer``'s sparse kernel along its input axis.
+
+    TF-MOT (``pruning_utils.weights_rearrange``) groups a rank-2 kernel along
+    axis 0 and a rank-4 one along axis 2 (Keras' input axes of Dense and
+    Conv2D), and rejects every other rank; it masks the weight its
+    ``PruneRegistry`` names, which must be the declared kernel.
+    """
+    declared = handlers.sparse_kernel(layer)
+    rank = len(kernel_variable(layer).shape)
+    return rank in (2, 4) and declared.in_axis % rank == rank - 2 and declared.weight in (
+        "kernel", "pointwise_kernel")
+
+
+def two_of_four_mask(values: np.ndarray, in_axis: int) -> np.ndarray:
+    """The magnitude 2:4 mask of ``values``: the 2 largest of every 4 along ``in_axis`` kept.
+
+    Args:
+      values: a kernel whose ``in_axis`` is a multiple of 4 long.
+      in_axis: the axis the groups of 4 run along.
+
+    Returns:
+      A 0/1 array shaped like ``values`` (ties keep the earlier weight).
+    """
+    moved = np.moveaxis(np.asarray(values), in_axis, -1)
+    groups = np.abs(moved).reshape(-1, N)
+    dropped = np.argsort(groups, axis=1, kind="stable")[:, :N - M]
+    mask = np.ones(groups.shape, dtype=moved.dtype)
+    np.put_along_axis(mask, dropped, 0, axis=1)
+    return np.moveaxis(mask.reshape(moved.shape), -1, in_axis)
+
+
+class TwoOfFourMask(tf_keras.callbacks.Callback):
+    """Keeps the declared kernels of ``layers`` 2:4 along their input axis during ``fit``.
+
+    For the kernels TF-MOT's mask cannot group along the input axis (rank 3:
+    Conv1D, SeparableConv1D's pointwise kernel): the magnitude mask is
+    recomputed and applied before training and after every step, so the
+    forward passes see 2:4 weights and training ends on them.
+
+    Args:
+      layers: built layers with a 2:4 :class:`pipeline.pruning.handlers.SparseKernel`.
+    """
+
+    def __init__(self, layers):
+        super().__init__()
+        self._kernels = [(kernel_variable(l), handlers.sparse_kernel(l).in_axis) for l in layers]
+
+    def _apply(self):
+        for variable, in_axis in self._kernels:
+            values = variable.numpy()
+            variable.assign(values * two_of_four_mask(values, in_axis))
+
+    def on_train_begin(self, logs=None):
+        self._apply()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._apply()
 
 
 def _plain_copy(model):

@@ -231,7 +231,7 @@ def _layers_by(ineligible, key: Callable) -> dict[str, list[str]]:
 
 
 def _check_2of4(path: str, prepared: Prepared) -> list[str]:
-    return [sparse_check.verify_2of4(path, prepared.sparse_layers)]
+    return [sparse_check.verify_2of4(path, prepared.model)]
 
 
 def _check_block_fc(path: str, prepared: Prepared) -> list[str]:

@@ -1,9 +1,13 @@
-"""Sparse fine-tunes of the tiny classifier, shared by the fine-tune and file-check tests."""
+"""Sparse fine-tunes shared by the sparse tests: the tiny classifier, and models mixing layer kinds."""
+import numpy as np
 import pytest
+import tensorflow as tf
+import tf_keras
 
 from pipeline.export import sparse_finetune
 
 RECIPE = sparse_finetune.SparseRecipe(epochs=1, steps=4)
+L = tf_keras.layers
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +21,48 @@ def block_fc(tiny_classifier, tiny_data):
     return sparse_finetune.finetune_sparse(tiny_classifier, "block_fc", RECIPE, tiny_data.train,
                                            tiny_data.steps_per_epoch)
 
+
+def mixed_image_model():
+    """SeparableConv2D, grouped Conv2D, Dense, and layers that stay dense (16x16x1 input)."""
+    inputs = tf_keras.Input((16, 16, 1))
+    x = L.Conv2D(16, 3, padding="same", activation="relu", name="stem")(inputs)
+    x = L.SeparableConv2D(16, 3, padding="same", name="sep")(x)
+    x = L.BatchNormalization(name="sep_bn")(x)
+    x = L.DepthwiseConv2D(3, padding="same", name="dw")(x)
+    x = L.Conv2D(16, 3, padding="same", groups=2, activation="relu", name="grouped")(x)
+    x = L.Conv2D(8, 1, groups=8, name="narrow_groups")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    x = L.Dense(12, activation="relu", name="fc")(x)
+    return tf_keras.Model(inputs, L.Dense(10, name="predictions")(x), name="mixed_image")
+
+
+def mixed_sequence_model():
+    """Conv1D (plain and grouped), SeparableConv1D and a Dense per step on a (T, C) input."""
+    inputs = tf_keras.Input((24, 8))
+    x = L.Conv1D(16, 3, activation="relu", name="c1d")(inputs)
+    x = L.SeparableConv1D(16, 3, name="sep1d")(x)
+    x = L.Conv1D(16, 3, groups=2, activation="relu", name="c1d_grouped")(x)
+    x = L.Dense(8, name="per_step")(x)
+    x = L.GlobalAveragePooling1D()(x)
+    return tf_keras.Model(inputs, L.Dense(10, name="predictions")(x), name="mixed_sequence")
+
+
+def random_batches(model, n=64, batch=16):
+    """Repeating batches of random inputs and labels for ``model`` (10 classes)."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (n,) + tuple(model.input_shape[1:])).astype(np.float32)
+    return tf.data.Dataset.from_tensor_slices((x, rng.integers(0, 10, n))).batch(batch).repeat()
+
+
+@pytest.fixture(scope="session")
+def mixed_models():
+    """name -> an untrained model mixing the layer kinds 2:4 must cover."""
+    tf_keras.utils.set_random_seed(0)
+    return {"image": mixed_image_model(), "sequence": mixed_sequence_model()}
+
+
+@pytest.fixture(scope="session")
+def mixed_2of4(mixed_models):
+    """name -> the 2:4 fine-tune (4 steps) of that mixed model."""
+    return {name: sparse_finetune.finetune_sparse(model, "2of4", RECIPE, random_batches(model), 4)
+            for name, model in mixed_models.items()}

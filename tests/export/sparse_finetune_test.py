@@ -1,4 +1,4 @@
-"""The 2:4 and 1x4 block-FC fine-tunes, and which layers the handler registry makes eligible."""
+"""The 2:4 and 1x4 block-FC fine-tunes: TF-MOT's masks, this module's own, and what they leave."""
 import contextlib
 
 import numpy as np
@@ -6,17 +6,12 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from pipeline.export import sparse_finetune
-from pipeline.export.sparse_finetune import Ineligible, eligibility
+from pipeline.export import sparse_finetune, sparse_kernels
+from pipeline.export.sparse_kernels import Ineligible
 from pipeline.training import distribute
 
 L = tf_keras.layers
 RECIPE = sparse_finetune.SparseRecipe(epochs=1, steps=4)
-
-
-def built(layer, shape):
-    layer.build((None,) + shape)
-    return layer
 
 
 def test_2of4_leaves_the_source_model_unchanged(tiny_classifier, two_of_four):
@@ -41,49 +36,71 @@ def test_block_fc_prunes_the_hidden_dense_layer_only(block_fc):
     assert "Dense (FULLY_CONNECTED) only" in block_fc.skipped["block1_conv1"]
 
 
-@pytest.mark.parametrize("layer,shape,mode,reason", [
-    (L.Conv2D(8, 3), (8, 8, 8), "2of4", None),
-    (L.Dense(8), (8,), "2of4", None),
-    (L.Dense(8), (8,), "block_fc", None),
-    (L.Conv2D(8, 3), (8, 8, 8), "block_fc",
-     "Conv2D: 1x4 block sparsity is for Dense (FULLY_CONNECTED) only"),
-    (L.DepthwiseConv2D(3), (8, 8, 8), "2of4",
-     "depthwise conv: one input channel per filter, nothing to group along"),
-    (L.DepthwiseConv2D(3), (8, 8, 8), "block_fc",
-     "depthwise conv: one input channel per filter, nothing to group along"),
-    (L.SeparableConv2D(8, 3), (8, 8, 8), "2of4",
-     "SeparableConv2D: TF-MOT's 2:4 mask supports Conv2D and Dense only"),
-    (L.Conv2DTranspose(8, 3), (8, 8, 8), "2of4",
-     "Conv2DTranspose: TF-MOT's 2:4 mask supports Conv2D and Dense only"),
-    (L.Conv1D(8, 3), (8, 8), "2of4", "Conv1D: TF-MOT's 2:4 mask supports Conv2D and Dense only"),
-    (L.Conv2D(8, 3, groups=2), (8, 8, 8), "2of4", "grouped conv (groups=2)"),
-    (L.Conv2D(8, 3), (8, 8, 3), "2of4", "3 input channel(s), not a multiple of 4"),
+def overfull(values, in_axis):
+    """Groups of 4 along ``in_axis`` holding more than 2 non-zeros."""
+    groups = np.moveaxis(values, in_axis, -1).reshape(-1, 4)
+    return int(((groups != 0).sum(axis=1) > 2).sum())
+
+
+def test_two_of_four_mask_keeps_the_two_largest_of_every_four_inputs():
+    kernel = np.array([[1., -5.], [-3., 2.], [2., 0.5], [0.1, -4.]])  # Dense (in=4, out=2)
+    mask = sparse_finetune.two_of_four_mask(kernel, in_axis=0)
+    np.testing.assert_array_equal(mask, [[0, 1], [1, 0], [1, 0], [0, 1]])
+    conv = np.random.default_rng(0).normal(size=(3, 8, 16))  # Conv1D (k, in, out)
+    masked = conv * sparse_finetune.two_of_four_mask(conv, in_axis=-2)
+    assert overfull(masked, -2) == 0 and np.mean(masked == 0) == 0.5
+
+
+@pytest.mark.parametrize("layer,shape,by_tfmot", [
+    (L.Conv2D(8, 3), (8, 8, 8), True),
+    (L.Conv2D(8, 3, groups=2), (8, 8, 16), True),
+    (L.SeparableConv2D(8, 3), (8, 8, 8), True),
+    (L.Dense(8), (8,), True),
+    (L.Conv1D(8, 3), (8, 8), False),  # rank 3: TF-MOT's mask rejects it
+    (L.SeparableConv1D(8, 3), (8, 8), False),
 ])
-def test_eligibility_follows_the_handler_registry(layer, shape, mode, reason):
-    found = eligibility(built(layer, shape), mode)
-    assert (found and found.reason) == reason
-    if found:
-        assert found.layer == layer.name and found.fix == "" and found.argument is None
+def test_tfmot_masks_rank_2_and_4_kernels_only(layer, shape, by_tfmot):
+    layer.build((None,) + shape)
+    assert sparse_finetune.tfmot_masks(layer) == by_tfmot
 
 
-def test_a_layer_without_a_handler_is_not_eligible():
-    class MyDense(L.Dense):  # the registry is by exact class, as TF-MOT's is
-        pass
-    found = eligibility(built(MyDense(8), (8,)), "2of4")
-    assert found.reason == "MyDense: TF-MOT's 2:4 mask supports Conv2D and Dense only"
+@pytest.mark.parametrize("name", ["image", "sequence"])
+def test_every_planned_kernel_is_2of4_along_its_inputs(name, mixed_models, mixed_2of4):
+    tuned, source = mixed_2of4[name], mixed_models[name]
+    assert tuned.pruned == sparse_kernels.plan(source, "2of4").sparse
+    for layer in tuned.pruned:
+        kept, before = (sparse_kernels.kernel_variable(m.get_layer(layer)).numpy()
+                        for m in (tuned.model, source))
+        assert overfull(kept, -2) == 0, layer
+        assert np.mean(kept == 0) == 0.5, layer  # exactly 2 of 4: masked, not just small
+        assert np.mean(before == 0) < 0.01, layer  # the source model is left dense
 
 
-def test_a_prunable_channel_count_names_round_to_as_the_fix():
-    found = eligibility(built(L.Dense(8, name="fc"), (6,)), "2of4")
-    assert found == Ineligible("fc", "6 input channel(s), not a multiple of 4",
-                               "prune with round_to=4", "round_to")
+def test_the_depthwise_half_of_a_separable_conv_stays_dense(mixed_2of4):
+    model = mixed_2of4["image"].model
+    assert np.mean(model.get_layer("sep").depthwise_kernel.numpy() == 0) < 0.01
+    assert np.mean(model.get_layer("stem").kernel.numpy() == 0) < 0.01  # 1 input: not eligible
 
 
-def test_block_fc_keeps_the_classifier_dense():
-    dense = built(L.Dense(8, name="predictions"), (8,))
-    assert eligibility(dense, "2of4", frozenset({"predictions"})) is None
-    found = eligibility(dense, "block_fc", frozenset({"predictions"}))
-    assert found.reason == "the classifier (model output) is kept dense to protect accuracy"
+@pytest.mark.parametrize("name", ["image", "sequence"])
+def test_the_fine_tuned_model_is_plain_layers(name, mixed_models, mixed_2of4):
+    tuned, source = mixed_2of4[name].model, mixed_models[name]
+    assert [(type(l), l.name) for l in tuned.layers] == [(type(l), l.name) for l in source.layers]
+
+
+def test_the_own_mask_holds_after_every_step():
+    inputs = tf_keras.Input((12, 8))
+    model = tf_keras.Model(inputs, L.GlobalAveragePooling1D()(L.Conv1D(4, 3, name="c")(inputs)))
+    model.compile(tf_keras.optimizers.Adam(0.1), "mse")
+    seen = []
+
+    class Record(tf_keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(overfull(model.get_layer("c").kernel.numpy(), -2))
+    x = np.random.default_rng(0).normal(size=(32, 12, 8)).astype(np.float32)
+    model.fit(x, np.ones((32, 4)), batch_size=8, verbose=0,
+              callbacks=[sparse_finetune.TwoOfFourMask([model.get_layer("c")]), Record()])
+    assert seen == [0, 0, 0, 0]
 
 
 def test_no_eligible_layer_returns_an_unchanged_copy():

@@ -9,25 +9,34 @@ from pipeline.pruning.handlers import SparseKernel, base
 L = tf_keras.layers
 
 
-@pytest.mark.parametrize("layer,two_of_four,block_1x4", [
-    (L.Conv2D(4, 3), True, False),
-    (L.Dense(4), True, True),
+@pytest.mark.parametrize("layer,weight,block_1x4", [
+    (L.Conv2D(4, 3), "kernel", False),
+    (L.Conv2D(4, 3, groups=2), "kernel", False),  # in_axis holds one group's inputs
+    (L.Conv1D(4, 3), "kernel", False),
+    (L.SeparableConv2D(4, 3), "pointwise_kernel", False),
+    (L.SeparableConv1D(4, 3), "pointwise_kernel", False),
+    (L.Dense(4), "kernel", True),
 ])
-def test_kernels_that_take_sparse_patterns(layer, two_of_four, block_1x4):
+def test_kernels_that_take_sparse_patterns(layer, weight, block_1x4):
     kernel = handlers.sparse_kernel(layer)
-    assert (kernel.weight, kernel.in_axis) == ("kernel", -2)
-    assert (kernel.two_of_four, kernel.block_1x4, kernel.reason) == (two_of_four, block_1x4, "")
+    assert (kernel.weight, kernel.in_axis) == (weight, -2)
+    assert (kernel.two_of_four, kernel.block_1x4, kernel.reason) == (True, block_1x4, "")
 
 
-def test_depthwise_declares_why_it_takes_none():
-    kernel = handlers.sparse_kernel(L.DepthwiseConv2D(3))
-    assert kernel.weight == "depthwise_kernel"
+@pytest.mark.parametrize("layer,weight,reason", [
+    (L.DepthwiseConv2D(3), "depthwise_kernel", "one input channel per filter"),
+    (L.DepthwiseConv1D(3), "depthwise_kernel", "one input channel per filter"),
+    (L.Conv3D(4, 3), "kernel", "CONV_3D, whose filter keeps the output channels last"),
+    (L.Conv2DTranspose(4, 3), "kernel", "input channels are the kernel's last axis"),
+])
+def test_kernels_that_declare_why_they_take_none(layer, weight, reason):
+    kernel = handlers.sparse_kernel(layer)
+    assert kernel.weight == weight
     assert not (kernel.two_of_four or kernel.block_1x4)
-    assert "one input channel per filter" in kernel.reason
+    assert reason in kernel.reason
 
 
-@pytest.mark.parametrize("layer", [L.Conv1D(4, 3), L.Conv2DTranspose(4, 3),
-                                   L.SeparableConv2D(4, 3), L.BatchNormalization(), L.ReLU()])
+@pytest.mark.parametrize("layer", [L.BatchNormalization(), L.ReLU(), L.Add()])
 def test_other_layers_declare_no_sparse_kernel(layer):
     assert handlers.sparse_kernel(layer) is None
 

@@ -63,12 +63,16 @@ class SparseKernel:
     """A layer's kernel as TF-MOT's sparse masks and TFLite's sparse formats see it.
 
     Both patterns group weights along the input-channel axis (the last axis of
-    TFLite's OHWI conv and (out, in) fully-connected layouts).
+    TFLite's OHWI conv and (out, in) fully-connected layouts). The kernel's
+    output channels are its last axis.
 
     Attributes:
-      weight: the kernel's short name (``"kernel"``, ``"depthwise_kernel"``).
-      in_axis: the axis of the Keras kernel that holds the input channels.
-      two_of_four: TF-MOT can train it 2:4 and TFLite store it so.
+      weight: the kernel's short name (``"kernel"``, ``"pointwise_kernel"``).
+      in_axis: the axis of the Keras kernel that holds the input channels
+        (of one group, in a grouped conv).
+      two_of_four: it can be trained 2:4 along ``in_axis`` and TFLite stores
+        that axis last (a CONV_2D or FULLY_CONNECTED filter), so the 2:4
+        groups survive conversion.
       block_1x4: it becomes a FULLY_CONNECTED op, whose float kernel TFLite
         runs block-sparse with 1x4 blocks.
       reason: why neither pattern applies, when that is the layer's nature

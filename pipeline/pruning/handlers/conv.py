@@ -167,18 +167,29 @@ class DenseHandler(Handler):
         return spatial(node.in_shapes[0]) * n_in * n_out
 
 
-# TF-MOT's 2:4 mask supports Conv2D and Dense; only Dense becomes FULLY_CONNECTED.
-CONV2D_KERNEL = SparseKernel("kernel", in_axis=-2, two_of_four=True)
+# The kernels the export's 2:4 and 1x4-block patterns take. A Conv1D/2D kernel (grouped:
+# per group) and a SeparableConv's pointwise one become CONV_2D filters whose last axis is
+# the Keras input axis; only a Dense becomes FULLY_CONNECTED.
+CONV_KERNEL = SparseKernel("kernel", in_axis=-2, two_of_four=True)
+POINTWISE_KERNEL = SparseKernel("pointwise_kernel", in_axis=-2, two_of_four=True)
 DENSE_KERNEL = SparseKernel("kernel", in_axis=-2, two_of_four=True, block_1x4=True)
 DEPTHWISE_KERNEL = SparseKernel(
     "depthwise_kernel", in_axis=-2, two_of_four=False,
     reason="depthwise conv: one input channel per filter, nothing to group along")
+CONV3D_KERNEL = SparseKernel(
+    "kernel", in_axis=-2, two_of_four=False,
+    reason="Conv3D becomes TFLite's CONV_3D, whose filter keeps the output channels last "
+           "(DHWIO), so no 2:4 layout runs along its inputs")
+TRANSPOSE_KERNEL = SparseKernel(
+    "kernel", in_axis=-1, two_of_four=False,
+    reason="transposed conv: its input channels are the kernel's last axis, and TF-MOT's "
+           "2:4 mask groups the second-to-last (its output channels)")
 
 L = tf_keras.layers
-register_all([L.Conv1D, L.Conv3D], ConvHandler())
-register_all([L.Conv2D], ConvHandler(sparse=CONV2D_KERNEL))
-register_all([L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose], ConvTransposeHandler())
-register_all([L.DepthwiseConv1D], DepthwiseHandler())
-register_all([L.DepthwiseConv2D], DepthwiseHandler(sparse=DEPTHWISE_KERNEL))
-register_all([L.SeparableConv1D, L.SeparableConv2D], SeparableHandler())
+register_all([L.Conv1D, L.Conv2D], ConvHandler(sparse=CONV_KERNEL))
+register_all([L.Conv3D], ConvHandler(sparse=CONV3D_KERNEL))
+register_all([L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose],
+             ConvTransposeHandler(sparse=TRANSPOSE_KERNEL))
+register_all([L.DepthwiseConv1D, L.DepthwiseConv2D], DepthwiseHandler(sparse=DEPTHWISE_KERNEL))
+register_all([L.SeparableConv1D, L.SeparableConv2D], SeparableHandler(sparse=POINTWISE_KERNEL))
 register_all([L.Dense], DenseHandler(sparse=DENSE_KERNEL))
