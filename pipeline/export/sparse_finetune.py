@@ -37,7 +37,7 @@ import tf_keras
 from pipeline.export.sparse_check import SparsityError
 from pipeline.export.sparse_kernels import BLOCK, MODES, M, N, Ineligible, kernel_variable, plan
 from pipeline.pruning import handlers
-from pipeline.training import distribute
+from pipeline.training import distribute, traps
 from pipeline.training.distill import outputs_probabilities
 
 
@@ -109,6 +109,8 @@ def finetune_sparse(model, mode: str, recipe: SparseRecipe, train, steps_per_epo
 
     Raises:
       SparsityError: unknown mode.
+      OneDnnTrapError: the model holds a layer oneDNN cannot train, and oneDNN
+        is on (:mod:`pipeline.training.traps`).
     """
     if mode not in MODES:
         raise SparsityError(f"sparsity mode must be one of {MODES}, got {mode!r}",
@@ -116,6 +118,7 @@ def finetune_sparse(model, mode: str, recipe: SparseRecipe, train, steps_per_epo
     found = plan(model, mode)
     if not found.sparse:  # nothing to fine-tune: a plain copy is returned
         return SparseModel(_plain_copy(model), mode, (), found.ineligible)
+    traps.check(model, f"the model '{model.name}' ({mode} fine-tune)")
     cluster = cluster if cluster is not None else distribute.Cluster()
     copy = cluster.clone(model)
     own = tuple(name for name in found.sparse
