@@ -81,7 +81,9 @@ def run_pipeline(config, workdir: str, restart: bool = False) -> dict:
     loaded = preflight.load_model(config.model)
     input_size, channels = model_input.data_shape(config.model, loaded)
     data = stages.load_data(config.data, input_size=input_size, channels=channels,
-                            batch_size=config.train.batch_size, seed=config.seed)
+                            batch_size=config.train.batch_size, seed=config.seed,
+                            preprocess=config.model.preprocess, mean=tuple(config.model.mean),
+                            std=tuple(config.model.std))
     preflight.check_model(config, data.datasets, loaded)
     store.write_text("config.json", json.dumps(config.to_dict(), indent=1, sort_keys=True))
     seed, deterministic = config.seed, config.deterministic

@@ -143,6 +143,25 @@ def test_model_file_declares_the_data_input(declared, tmp_path, monkeypatch):
     assert seen["loaded"].input_shape == (None, 64, 64, 1)
 
 
+def test_run_loads_the_data_with_the_model_preprocessing(declared, tmp_path, monkeypatch):
+    seen = {}
+
+    def baseline(model_section, train_section, data, store, **keywords):
+        seen["preprocess"] = data.datasets.preprocess
+        images, _ = next(iter(data.datasets.test))
+        seen["low"] = float(tf.reduce_min(images))
+        raise _Stop
+
+    monkeypatch.setattr(stages, "baseline", baseline)
+    config = quick_config(declared["images"], **{"model.path": declared["model"],
+                                                 "data.name": "folder", "train.batch_size": 8,
+                                                 "model.preprocess": "symmetric"})
+    with pytest.raises(_Stop):
+        run_pipeline(config, str(tmp_path / "run"))
+    assert not seen["preprocess"].is_unit
+    assert seen["low"] < 0  # [-1, 1], not [0, 1]
+
+
 def test_preflight_reaches_what_a_finer_alignment_reaches(declared):
     # The library is exact: round_to=16 cannot remove half of this model's MACs...
     model = model_file.load(declared["model"])
