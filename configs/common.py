@@ -116,6 +116,9 @@ def train(**overrides) -> ml_collections.ConfigDict:
     t.label_smoothing = 0.0
     t.patience = 0  # early stopping on val accuracy (0 = off)
     t.jit_compile = False  # XLA measured no faster on this CPU
+    # Training batches the BatchNorm moving statistics are re-estimated on once training
+    # ends (0 = keep the moving averages, which lag behind the weights after a short run).
+    t.bn_recalibrate_batches = 50
     return _apply("train", t, overrides)
 
 
@@ -159,6 +162,10 @@ def finetune(**overrides) -> ml_collections.ConfigDict:
     # Prune-then-fine-tune steps; their MAC (or filter) ratios compound to prune.ratio,
     # each step fine-tuning finetune.epochs (see pipeline.run.stages.prune_and_finetune).
     f.iterations = 1
+    # Training batches the BatchNorm moving statistics are re-estimated on, after pruning
+    # and after fine-tuning (0 = keep the moving averages); see BENCHMARKS.md, "BatchNorm
+    # re-estimation", for what it gained.
+    f.bn_recalibrate_batches = 50
     return _apply("finetune", f, overrides)
 
 

@@ -31,6 +31,8 @@ class ModelRecord:
       source: the baseline's origin: ``model.path`` (absolute) or ``trained:<name>``.
       history: per-epoch training logs, for a trained model.
       epochs: epochs trained (for the final model of an iterative pruning, all steps').
+      bn_batches: training batches its BatchNorm statistics were re-estimated on
+        after training (0: not re-estimated; see :mod:`pipeline.training.bn_stats`).
     """
 
     accuracy: float
@@ -40,6 +42,7 @@ class ModelRecord:
     source: str | None = None
     history: dict | None = None
     epochs: int | None = None
+    bn_batches: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +85,8 @@ class PruneRecord:
       removed: the plan's fractions removed (``{"macs": ..., "filters": ...}``).
       plan: the plan's file, relative to the workdir.
       seconds: time the step took.
+      bn_batches: training batches its BatchNorm statistics were re-estimated on
+        before ``accuracy`` was measured (0: the statistics pruning left).
       round_to: the alignment, ``{"asked": prune.round_to, "used": ...}``: a finer
         one when the asked one cannot reach the target (:mod:`pipeline.run.alignment`).
     """
@@ -92,6 +97,7 @@ class PruneRecord:
     removed: dict
     plan: str
     seconds: float = 0.0
+    bn_batches: int = 0
     round_to: dict = dataclasses.field(default_factory=dict)
 
 

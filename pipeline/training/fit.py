@@ -28,7 +28,7 @@ import tensorflow as tf
 import tf_keras
 
 from pipeline.errors import PruningError
-from pipeline.training import distribute, traps
+from pipeline.training import bn_stats, distribute, traps
 from pipeline.training.distill import Distiller, outputs_probabilities
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -50,6 +50,10 @@ class Recipe:
         accuracy and restore the best weights (0: never stop early).
       label_smoothing: of the cross-entropy targets.
       jit_compile: compile training steps with XLA.
+      bn_recalibrate_batches: after training, re-estimate the BatchNorm moving
+        statistics on this many training batches (0: keep the moving averages,
+        which lag behind the weights after a short training; see
+        :mod:`pipeline.training.bn_stats`).
     """
 
     epochs: int = 1
@@ -61,13 +65,15 @@ class Recipe:
     patience: int = 0
     label_smoothing: float = 0.0
     jit_compile: bool = False
+    bn_recalibrate_batches: int = 0
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise PruningError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.epochs < 0 or self.lr <= 0 or self.patience < 0 or self.weight_decay < 0:
+        if (self.epochs < 0 or self.lr <= 0 or self.patience < 0 or self.weight_decay < 0
+                or self.bn_recalibrate_batches < 0):
             raise PruningError(f"recipe needs epochs >= 0, lr > 0, patience >= 0, "
-                               f"weight_decay >= 0; got {self}")
+                               f"weight_decay >= 0, bn_recalibrate_batches >= 0; got {self}")
         if not 0 <= self.warmup_epochs <= self.epochs or not 0 <= self.label_smoothing < 1:
             raise PruningError(f"recipe needs 0 <= warmup_epochs <= epochs and label_smoothing "
                                f"in [0, 1); got {self}")
@@ -88,12 +94,15 @@ class FitResult:
       history: per-epoch logs of this call (after a resume: the resumed epochs only).
       epochs: epochs completed in all, counting those before a resume.
       seconds: time spent in this call.
+      bn_batches: training batches the BatchNorm statistics were re-estimated on
+        after training (0: none, off, or no BatchNorm layer).
     """
 
     model: Any
     history: dict
     epochs: int
     seconds: float
+    bn_batches: int = 0
 
 
 def fit(model, datasets, recipe: Recipe, directory: str, *,
@@ -162,10 +171,12 @@ def fit(model, datasets, recipe: Recipe, directory: str, *,
         model.set_weights(student.get_weights())
     if trainee is not model:  # keep the student compiled for plain evaluate()
         compile_model(model, recipe, datasets.steps_per_epoch)
+    reestimated = bn_stats.reestimate(model, datasets.train, recipe.bn_recalibrate_batches)
     seconds = time.time() - start
     _LOG.info("fit: %d epochs in %.0f s", len(history.epoch), seconds)
     return FitResult(model, {k: [float(v) for v in vs] for k, vs in history.history.items()},
-                     history.epoch[-1] + 1 if history.epoch else 0, seconds)
+                     history.epoch[-1] + 1 if history.epoch else 0, seconds,
+                     reestimated.batches)
 
 
 @functools.cache

@@ -1,4 +1,6 @@
-"""The fine-tune stage: trains a pruned model (optionally distilling from the baseline)."""
+"""The fine-tune stage: trains a pruned model (optionally distilling from the baseline),
+then re-estimates its BatchNorm statistics on training batches
+(``finetune.bn_recalibrate_batches``, done by :func:`pipeline.training.fit.fit`)."""
 from __future__ import annotations
 
 import time
@@ -21,7 +23,7 @@ def finetune(section, pruned: PrunedModel, base: ModelResult, data: Data, store:
 
     Args:
       section: ``config.finetune`` (a :class:`pipeline.training.fit.Recipe` plus
-        ``distill``, ``temperature`` and ``alpha``).
+        ``distill``, ``temperature``, ``alpha`` and ``bn_recalibrate_batches``).
       pruned: the prune stage's output (trained in place).
       base: the baseline, the teacher when ``finetune.distill`` is set.
       data: the data stage's output.
@@ -49,8 +51,12 @@ def finetune(section, pruned: PrunedModel, base: ModelResult, data: Data, store:
                            store.scratch("finetune" if k == 1 else f"finetune_{i}", key),
                            cluster=cluster, teacher=base.model if f.distill else None,
                            temperature=f.temperature, alpha=f.alpha)
+        if fitted.bn_batches:
+            print(f"{tag} BatchNorm statistics re-estimated on {fitted.bn_batches} "
+                  "training batches")
         record = ModelRecord(**measure(pruned.model, data.datasets), history=fitted.history,
-                             epochs=fitted.epochs, seconds=time.time() - start)
+                             epochs=fitted.epochs, seconds=time.time() - start,
+                             bn_batches=fitted.bn_batches)
         return pruned.model, record
 
     made = store.cached(name, key, compute, ModelRecord, save=store.save_model,
@@ -60,3 +66,4 @@ def finetune(section, pruned: PrunedModel, base: ModelResult, data: Data, store:
     else:
         print(f"{tag} test accuracy {made.record.accuracy:.4f} ({made.record.seconds:.0f} s)")
     return ModelResult(made.value, name, key, made.record)
+

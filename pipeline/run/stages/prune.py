@@ -18,10 +18,10 @@ from pipeline.run import report as reporting
 from pipeline.run.results import (ModelRecord, ModelResult, PrunedModel, PruneRecord, Pruning,
                                   Step)
 from pipeline.run.stages.data import Data
-from pipeline.run.stages.finetune import finetune, recalibrate
+from pipeline.run.stages.finetune import finetune
 from pipeline.run.stages.measure import measure
 from pipeline.run.store import Store
-from pipeline.training import traps
+from pipeline.training import bn_stats, traps
 from pipeline.training.distribute import Cluster
 
 PLAN, FINAL = "plan.json", "pruned.keras"
@@ -141,10 +141,13 @@ def prune(section, source: ModelResult, data: Data, store: Store, *, seed: int,
         if result.plan.report is not None:
             print(f"{tag} {reporting.latency_line(result.plan.report)}")
         # Pruning changes what each BatchNorm layer sees: re-estimate before measuring.
-        batches = recalibrate(result.model, data, bn_batches, tag)
+        done = bn_stats.reestimate(result.model, data.datasets.train, bn_batches)
+        if done.batches:
+            print(f"{tag} BatchNorm statistics of {len(done.layers)} layers re-estimated on "
+                  f"{done.batches} training batches ({done.seconds:.1f} s)")
         record = PruneRecord(**measure(result.model, data.datasets),
                              removed=dict(result.plan.removed), plan=plan_name,
-                             seconds=time.time() - start, bn_batches=batches,
+                             seconds=time.time() - start, bn_batches=done.batches,
                              round_to=alignment.record(config.round_to, used))
         return result, record
 
