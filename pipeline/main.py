@@ -42,6 +42,7 @@ from ml_collections import config_flags
 from pipeline.errors import PruningError
 from pipeline.run import (config_check, config_errors, model_input, preflight, stages,
                           worker_store)
+from pipeline.run import report as reporting
 from pipeline.run import signals as guard
 from pipeline.training import distribute, traps
 
@@ -115,11 +116,14 @@ def main(argv):
     tf.get_logger().setLevel(logging.WARNING)
     with guard.signals():
         try:
-            run_pipeline(_CONFIG.value, _WORKDIR.value, _RESTART.value)
+            report = run_pipeline(_CONFIG.value, _WORKDIR.value, _RESTART.value)
         except traps.OneDnnTrapError as e:
             _restart_without_onednn(e)
         except (PruningError, KeyboardInterrupt) as e:
             sys.exit(_fail(e))
+    for line in reporting.failures(report):
+        print(f"prune-pipeline: variant failed: {line}", file=sys.stderr, flush=True)
+    sys.exit(reporting.exit_status(report))
 
 
 def _restart_without_onednn(error: traps.OneDnnTrapError) -> None:

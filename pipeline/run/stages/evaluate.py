@@ -78,7 +78,8 @@ def _paired(item: ExportResult, reference: ExportResult, section,
 
 def _measure(path: str, data: Data, section) -> tuple[dict, Measurement]:
     """LiteRT accuracy and latency of one file: ``(eval.json's body, the same as a record)``."""
-    accuracy = tflite_eval.tflite_accuracy(path, data.datasets.test)
+    accuracy = tflite_eval.tflite_accuracy(path, data.datasets.test,
+                                           preprocess=data.datasets.preprocess)
     latency = {}
     if section.latency_threads:
         settings = timing.ProfileConfig(threads=tuple(section.latency_threads),

@@ -42,6 +42,7 @@ from pipeline.run import signals as guard
 from pipeline.run.results import ExportRecord, ExportResult, ModelResult
 from pipeline.run.stages.data import Data
 from pipeline.run.store import Store
+from pipeline.training import traps
 from pipeline.training.distribute import Cluster
 
 
@@ -78,7 +79,8 @@ def export_variants(section, sources: dict[str, ModelResult], data: Data, store:
         calibration=datasets.calibration, samples=e.calibration_samples, int8_input=e.int8_input,
         train=datasets.train, steps_per_epoch=datasets.steps_per_epoch,
         sparse=SparseRecipe(epochs=e.sparse_epochs, steps=e.sparse_steps, lr=e.sparse_lr,
-                            block_sparsity=e.block_sparsity), cluster=cluster)
+                            block_sparsity=e.block_sparsity), cluster=cluster,
+        preprocess=datasets.preprocess)
     labels = metadata.write_labels(store.path("tflite/labels.txt"), datasets.class_names)
     images = functools.cache(lambda: _verify_images(datasets, e.verify_examples))
     # Which variants are made is not a setting of any one of them: adding one redoes no other.
@@ -101,7 +103,8 @@ def export_variants(section, sources: dict[str, ModelResult], data: Data, store:
         try:
             exported = store.cached(path, key, compute, ExportRecord)
         except PruningError as error:
-            if isinstance(error, WorkdirError) or guard.is_disk_full(error):
+            if (isinstance(error, (WorkdirError, traps.OneDnnTrapError))
+                    or guard.is_disk_full(error)):
                 raise  # the run's problem, not the variant's: stop, keep every earlier file
             made.append(_not_made(variant, store, path, key, error))
             continue
