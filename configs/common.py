@@ -238,9 +238,9 @@ def quick(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.export.calibration_samples = 100
     c.export.sparse_steps = 10
     c.export.verify_examples = 128
-    # One epoch leaves logits close together, so int8 rounding flips a few of 128
-    # top-1 answers (3 on the default's 4,000 images with round_to=16); the full
-    # configs keep the 99% bar.
+    # A short training leaves logits close together, so int8 rounding can flip a few of
+    # 128 top-1 answers (3 when the default's quick run trained one epoch on 4,000
+    # images); the full configs keep the 99% bar.
     c.export.int8_min_agreement = 0.95
     return c
 

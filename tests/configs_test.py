@@ -133,7 +133,7 @@ def test_common_builder_rejects_an_unknown_key():
 TODAY = {
     "seed": 0, "deterministic": False, "distribute": "none",
     "model": {"name": "vgg", "path": default.SHIPPED_BASELINE, "input_size": 0, "channels": 0,
-              "width": 1.0, "dropout": 0.3},
+              "width": 1.0, "dropout": 0.3, "preprocess": "unit", "mean": (), "std": ()},
     "data": {"name": "fashion_mnist", "dir": "", "val_split": 0.1, "subset": 0, "test_subset": 0,
              "flip": True, "shift": 2},
     "train": {"epochs": 12, "batch_size": 128, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9,
@@ -159,9 +159,9 @@ TODAY = {
     "evaluate": {"latency_threads": (1, 2), "latency_min_secs": 1.0},
 }
 TODAY_QUICK = {  # what :quick changed
-    "model": {"path": ""},
-    "data": {"subset": 4000, "test_subset": 500},
-    "train": {"batch_size": 32, "epochs": 1, "warmup_epochs": 0.0},
+    "model": {"path": "", "width": 0.75},
+    "data": {"subset": 15000, "test_subset": 1000},
+    "train": {"batch_size": 64, "epochs": 2, "warmup_epochs": 0.2},
     "finetune": {"epochs": 1},
     "sensitivity": {"ratios": (0.3, 0.7), "max_batches": 4},
     "export": {"calibration_samples": 100, "sparse_steps": 10, "verify_examples": 128,
