@@ -3,7 +3,7 @@ r"""Train a VGG-style CNN on Fashion-MNIST, prune half its MACs, fine-tune, expo
 Run it (the shipped baseline is pruned, fine-tuned and exported; see README for
 the measured time; the ":quick" smoke run trains its own baseline at width 0.75
 on 15,000 images, about 87% test accuracy before and after pruning, in 1 min 16 s
-here with one other job running; see BENCHMARKS.md, "The quick run"):
+and 1 min 43 s in two runs here beside other jobs; see BENCHMARKS.md, "The quick run"):
 
   python -m pipeline.main --config=configs/default.py --workdir=/tmp/prune_fmnist
   python -m pipeline.main --config=configs/default.py:quick --workdir=/tmp/prune_quick
