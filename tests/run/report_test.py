@@ -9,10 +9,10 @@ from pipeline.run.results import (Evaluation, ExportRecord, ExportResult, Measur
                                   Step, summary)
 from pipeline.run.store import Store
 
-BASELINE_KEYS = {"keras", "accuracy", "macs", "params", "seconds", "source"}
+BASELINE_KEYS = {"keras", "accuracy", "macs", "params", "seconds", "source", "bn_batches"}
 PRUNED_KEYS = {"keras", "plan", "accuracy", "macs", "params", "seconds", "epochs",
                "accuracy_before_finetune", "removed", "finetune_epochs", "steps",
-               "latency_target", "round_to"}
+               "latency_target", "round_to", "bn_batches"}
 VARIANT_KEYS = {"name", "source", "status", "reason", "tflite", "keras", "macs", "params",
                 "size_bytes", "accuracy", "latency_ms", "parity", "notes"}
 STEP_KEYS = {"step", "ratio", "plan", "keras", "macs", "accuracy_before_finetune", "accuracy",
@@ -49,7 +49,8 @@ def test_report_keys_and_values_come_from_the_typed_results(tmp_path):
     body = reporting.build({"seed": 0}, *results(tmp_path), str(tmp_path))
     assert set(body) == {"config", "baseline", "pruned", "variants"}
     assert body["baseline"] == {"keras": "baseline.keras", "accuracy": 0.91, "macs": 2_000_000,
-                                "params": 50_000, "seconds": 3.0, "source": "/m.keras"}
+                                "params": 50_000, "seconds": 3.0, "source": "/m.keras",
+                                "bn_batches": 0}
     assert set(body["baseline"]) == BASELINE_KEYS  # a loaded baseline has no epochs
     pruned = body["pruned"]
     assert set(pruned) == PRUNED_KEYS and "history" not in pruned
@@ -83,7 +84,7 @@ def test_report_stage_writes_json_and_markdown(tmp_path):
 def test_summary_drops_unset_fields_and_the_history():
     record = ModelRecord(0.5, 10, 2, history={"loss": [1.0]}, epochs=2)
     assert summary(record) == {"accuracy": 0.5, "macs": 10, "params": 2, "seconds": 0.0,
-                               "epochs": 2}
+                               "epochs": 2, "bn_batches": 0}
 
 
 LATENCY = {"device": "phone", "ratio": 0.4, "measured": True, "full_ms": 2.5, "budget_ms": 1.5,

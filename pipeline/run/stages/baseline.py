@@ -81,7 +81,7 @@ def _train(model_section, train_section, data: Data, directory: str, cluster):
     fitted = train.fit(model, datasets, train.Recipe.from_config(train_section), directory,
                        cluster=cluster)
     return model, {"source": f"trained:{model_section.name}", "history": fitted.history,
-                   "epochs": fitted.epochs}
+                   "epochs": fitted.epochs, "bn_batches": fitted.bn_batches}
 
 
 def _file_identity(path: str):
