@@ -292,3 +292,11 @@ def test_few_modules_at_the_top_of_the_package():
     assert len(top) <= MAX_TOP_MODULES, (
         f"{len(top)} modules directly in pipeline/ (at most {MAX_TOP_MODULES}): {top}; move "
         "them into the package of their concern")
+
+
+def test_test_module_names_are_unique():
+    """pytest imports test modules by basename (no __init__.py): two alike stop collection."""
+    seen: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "tests").rglob("*_test.py")):
+        seen.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    assert {n: p for n, p in seen.items() if len(p) > 1} == {}
