@@ -11,6 +11,12 @@ images) and repeats forever, so one iterator serves every epoch of ``fit``
 (pass ``steps_per_epoch``). The test split is only for the final numbers;
 model selection uses ``val``.
 
+A data set of image files (the ``folder`` loader's
+:class:`pipeline.data.images.ImageFiles`) is decoded into memory once when it
+fits ``memory_bytes``, and otherwise streamed: the file names are shuffled
+and the images decoded as the pipelines are read, so memory does not grow
+with the number of images. Both give the same batches.
+
 Example:
   >>> from pipeline.data import datasets
   >>> ds = datasets.make_datasets("fashion_mnist", batch_size=128, val_split=0.1)
@@ -25,9 +31,13 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from pipeline.data import images
 from pipeline.data import loaders
 from pipeline.data import preprocess as preprocessing
 from pipeline.data.loaders import DataError
+
+# Decoded image files up to this size are held in memory (see make_datasets).
+MEMORY_BYTES = 1 << 30
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +77,8 @@ def make_datasets(name: str = "fashion_mnist", *, data_dir: str = "", batch_size
                   val_split: float = 0.1, subset: int = 0, test_subset: int = 0,
                   image_size: int = 0, channels: int = 0, flip: bool = False, shift: int = 0,
                   seed: int = 0,
-                  preprocess: preprocessing.Preprocess = preprocessing.UNIT) -> Datasets:
+                  preprocess: preprocessing.Preprocess = preprocessing.UNIT,
+                  memory_bytes: int = MEMORY_BYTES) -> Datasets:
     """Loads ``name`` and builds the train/val/test pipelines.
 
     Args:
@@ -85,6 +96,10 @@ def make_datasets(name: str = "fashion_mnist", *, data_dir: str = "", batch_size
       preprocess: maps the [0, 1] images to the model's input (see
         :mod:`pipeline.data.preprocess`; one mean for every channel, or 3 for
         a 3-channel input).
+      memory_bytes: image files (the ``folder`` data set) are decoded into
+        memory once when their uint8 pixels, the training images counted
+        twice for the shuffle buffer, take at most this many bytes; larger
+        sets are streamed from disk, decoded anew each epoch.
 
     Returns:
       The :class:`Datasets`.
@@ -100,6 +115,7 @@ def make_datasets(name: str = "fashion_mnist", *, data_dir: str = "", batch_size
     rng = np.random.default_rng(seed)
     x_train, y_train = _subset(splits.x_train, splits.y_train, subset, rng)
     x_test, y_test = _subset(splits.x_test, splits.y_test, test_subset, rng)
+    x_train, x_test = _in_memory_if_it_fits(x_train, x_test, memory_bytes)
     order = rng.permutation(len(x_train))
     n_val = int(round(len(x_train) * val_split))
     val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
@@ -116,9 +132,8 @@ def make_datasets(name: str = "fashion_mnist", *, data_dir: str = "", batch_size
     def prepare(x):
         return preprocess.from_unit(unit(x))
     augment = _augmenter(flip, shift, seed)
-    train = (tf.data.Dataset.from_tensor_slices((x_train[train_idx], y_train[train_idx]))
-             .shuffle(len(train_idx), seed=seed, reshuffle_each_iteration=True)
-             .repeat()
+    x_fit, y_fit = x_train[train_idx], y_train[train_idx]
+    train = (_shuffled(x_fit, y_fit, seed)
              .batch(batch_size, drop_remainder=True)
              # Sequential map: the augmentation's random stream stays in a fixed order.
              # Augmented in [0, 1], so a shift pads with black whatever the preprocessing.
@@ -128,7 +143,7 @@ def make_datasets(name: str = "fashion_mnist", *, data_dir: str = "", batch_size
         train=train,
         val=_plain(x_train[val_idx], y_train[val_idx], batch_size, prepare),
         test=_plain(x_test, y_test, batch_size, prepare),
-        calibration=_plain(x_train[train_idx], y_train[train_idx], 1, prepare).unbatch(),
+        calibration=_plain(x_fit, y_fit, 1, prepare).unbatch(),
         input_shape=shape, class_names=tuple(splits.class_names),
         sizes={"train": len(train_idx), "val": len(val_idx), "test": len(x_test)},
         steps_per_epoch=len(train_idx) // batch_size, preprocess=preprocess)
@@ -155,8 +170,31 @@ def _subset(x, y, n, rng):
     return x[keep], y[keep]
 
 
+def _in_memory_if_it_fits(x_train, x_test, memory_bytes: int):
+    """Decodes image file listings into arrays when they fit ``memory_bytes``; arrays pass."""
+    files = [x for x in (x_train, x_test) if isinstance(x, images.ImageFiles)]
+    if not files or 2 * x_train.nbytes + x_test.nbytes > memory_bytes:
+        return x_train, x_test
+    return tuple(x.load() if isinstance(x, images.ImageFiles) else x for x in (x_train, x_test))
+
+
+def _examples(x, y) -> tf.data.Dataset:
+    """``(uint8 image, label)`` pairs of an array, or decoded from an image file listing."""
+    if isinstance(x, images.ImageFiles):
+        return x.dataset()
+    return tf.data.Dataset.from_tensor_slices((x, y))
+
+
+def _shuffled(x, y, seed: int) -> tf.data.Dataset:
+    """The training examples, shuffled (seeded, anew each epoch) and repeated forever."""
+    if isinstance(x, images.ImageFiles):
+        return x.dataset(shuffle_seed=seed)  # shuffles paths, not decoded images
+    return (tf.data.Dataset.from_tensor_slices((x, y))
+            .shuffle(len(x), seed=seed, reshuffle_each_iteration=True).repeat())
+
+
 def _plain(x, y, batch_size, prepare) -> tf.data.Dataset:
-    return (tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
+    return (_examples(x, y).batch(batch_size)
             .map(lambda a, b: (prepare(a), b), num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))
 

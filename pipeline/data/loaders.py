@@ -28,6 +28,7 @@ from typing import Callable
 import numpy as np
 import tf_keras
 
+from pipeline.data import images
 from pipeline.errors import PruningError
 from pipeline.registry import Registry
 
@@ -50,7 +51,12 @@ class DataError(PruningError):
 
 @dataclasses.dataclass(frozen=True)
 class Splits:
-    """A loaded data set: uint8 images ``(N, H, W, C)`` and int labels."""
+    """A loaded data set: uint8 images ``(N, H, W, C)`` and int labels.
+
+    ``x_train`` and ``x_test`` are arrays, or :class:`pipeline.data.images.ImageFiles`
+    listings that index and report their shape as the arrays would (the
+    ``folder`` loader's, whose images stay on disk).
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -230,42 +236,37 @@ def folder(data_dir: str = "", image_size: int = 0, channels: int = 0) -> Splits
     """Your own images: ``data_dir/train/<class>/*`` and ``data_dir/test/<class>/*``.
 
     Without a ``test`` folder, ``data_dir`` itself holds the class folders and
-    a seeded 20% of it becomes the test split. Images are resized to
-    ``image_size`` and held in memory.
+    a seeded 20% of it becomes the test split. The images stay on disk: the
+    splits hold :class:`pipeline.data.images.ImageFiles` listings, which
+    :func:`pipeline.data.datasets.make_datasets` streams (or decodes into
+    memory when they fit), resized to ``image_size``.
 
     Raises:
-      DataError: ``data_dir`` is unset or holds no images.
+      DataError: ``data_dir`` is unset or holds no images, or a file named as
+        an image is not one.
     """
     if not data_dir or not os.path.isdir(data_dir):
         raise DataError(f"the folder data set needs data_dir=<folder of class folders>; got "
                         f"data_dir={data_dir!r}", argument="data_dir")
     size = int(image_size) or 224
-    mode = "grayscale" if channels == 1 else "rgb"
+    channels = 1 if channels == 1 else 3
     train_dir, test_dir = os.path.join(data_dir, "train"), os.path.join(data_dir, "test")
     if os.path.isdir(train_dir) and os.path.isdir(test_dir):
-        x_train, y_train, names = _read_folder(train_dir, size, mode)
-        x_test, y_test, test_names = _read_folder(test_dir, size, mode)
-        if test_names != names:
-            raise DataError(f"{test_dir} has classes {test_names}, {train_dir} has {names}; "
-                            "give the train and test folders of data_dir the same class "
-                            "folders", argument="data_dir")
+        train, test = _scan(train_dir, size, channels), _scan(test_dir, size, channels)
+        if test.class_names != train.class_names:
+            raise DataError(f"{test_dir} has classes {test.class_names}, {train_dir} has "
+                            f"{train.class_names}; give the train and test folders of data_dir "
+                            "the same class folders", argument="data_dir")
     else:
-        x, y, names = _read_folder(data_dir, size, mode)
-        order = np.random.default_rng(0).permutation(len(x))
-        cut = max(1, int(round(len(x) * FOLDER_TEST_FRACTION)))
-        test, train = order[:cut], order[cut:]
-        x_test, y_test, x_train, y_train = x[test], y[test], x[train], y[train]
-    return Splits(x_train, y_train, x_test, y_test, names)
+        files = _scan(data_dir, size, channels)
+        order = np.random.default_rng(0).permutation(len(files))
+        cut = max(1, int(round(len(files) * FOLDER_TEST_FRACTION)))
+        test, train = files[np.sort(order[:cut])], files[np.sort(order[cut:])]
+    return Splits(train, train.labels, test, test.labels, train.class_names)
 
 
-def _read_folder(path: str, size: int, mode: str):
+def _scan(path: str, size: int, channels: int) -> images.ImageFiles:
     try:
-        ds = tf_keras.utils.image_dataset_from_directory(
-            path, labels="inferred", label_mode="int", color_mode=mode, image_size=(size, size),
-            shuffle=False, batch_size=256)
-    except ValueError as e:
-        raise DataError(f"no images in {path}: {e}; pass data_dir=<folder of class folders "
-                        "holding images>", argument="data_dir") from e
-    images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in ds])
-    x = np.clip(np.round(np.concatenate(images)), 0, 255).astype(np.uint8)
-    return x, np.concatenate(labels).astype(np.int64), tuple(ds.class_names)
+        return images.scan(path, size, channels)
+    except images.ImageFileError as e:
+        raise DataError(str(e), argument=e.argument) from e
