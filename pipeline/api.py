@@ -11,6 +11,7 @@ from typing import Any
 
 from pipeline.config import PruneConfig
 from pipeline.latency import refine  # noqa: F401  (registers target="latency")
+from pipeline.latency import steps
 from pipeline.pruning import criteria, targets
 from pipeline.pruning.channels import analyse
 from pipeline.pruning.plan import PrunePlan, check_fits, make_plan
@@ -41,10 +42,14 @@ def plan_pruning(model, config: PruneConfig | float | None = None, *, data=None,
     context = criteria.Context(model=model, data=data, seed=config.seed)
     scores = criteria.score(analysis, config.criterion, context)
     target = targets.get(config.target)
+    constraints = config.constraints
+    if config.round_to == "auto" and config.latency is not None and config.target != "latency":
+        constraints = dataclasses.replace(constraints,
+                                          ladders=steps.ladders(analysis, config.latency))
     chosen = target.select(targets.Request(model, analysis, scores, config.ratio, config.scope,
-                                           config.constraints, config.latency))
+                                           constraints, config.latency))
     return make_plan(analysis, chosen.selection.kept, config.to_dict(),
-                     chosen.selection.removed, chosen.report)
+                     chosen.selection.removed, chosen.report, chosen.selection.alignment)
 
 
 def prune(model, config: PruneConfig | float | None = None, *, data=None,

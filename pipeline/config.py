@@ -8,6 +8,8 @@ that made a plan.
 
 Example:
   >>> config = PruneConfig(ratio=0.5, target="macs", criterion="l1", round_to=8)
+  >>> PruneConfig().round_to  # each group on its speed steps
+  'auto'
   >>> PruneConfig.from_dict(config.to_dict()) == config
   True
   >>> config.replace(ratio=0.7).ratio
@@ -20,7 +22,7 @@ from typing import Any, Mapping
 
 from pipeline.errors import TargetError
 from pipeline.latency.config import LatencyConfig
-from pipeline.pruning import criteria, selection, targets
+from pipeline.pruning import criteria, lanes, selection, targets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,14 +40,21 @@ class PruneConfig:
         (see :func:`pipeline.criterion_names`).
       scope: ``"global"`` (one normalised ranking) or ``"layer"`` (the same
         fraction of every group).
-      round_to: kept channel counts are multiples of this (SIMD-friendly widths).
+      round_to: ``"auto"`` (the default): each group keeps widths on this
+        device's speed steps, read from a latency table when ``latency`` names
+        one (``table=`` or a ``cache_dir`` holding this model's host table),
+        else from the lane-width rule by group width (32 for groups of 64
+        channels or more, 16, 8, 4, 1 below; finer when the coarser cannot
+        reach the target; :mod:`pipeline.pruning.lanes`). An integer: kept
+        counts are multiples of it (or the full width), exactly.
       min_filters: the fewest channels any layer keeps.
       ignore: layer names or fnmatch patterns whose channels stay intact.
       ratios: per-layer overrides, name pattern -> fraction removed (given as
         a mapping or as pairs; stored as sorted pairs).
       seed: for the ``random`` criterion.
       latency: a :class:`LatencyConfig` for ``target="latency"`` (None there
-        becomes its defaults); must be None for the other targets.
+        becomes its defaults); for the other targets only with
+        ``round_to="auto"``, as the source of its table (read, never measured).
 
     Raises:
       TargetError: a value out of range, an unknown target or scope, or
@@ -57,7 +66,7 @@ class PruneConfig:
     target: str = "macs"
     criterion: str = "l1"
     scope: str = "global"
-    round_to: int = 1
+    round_to: int | str = "auto"
     min_filters: int = 1
     ignore: tuple[str, ...] = ()
     ratios: tuple[tuple[str, float], ...] = ()
@@ -72,9 +81,10 @@ class PruneConfig:
         selection.check_scope(self.scope)
         criteria.get_criterion(self.criterion)
         selection.Constraints(self.min_filters, self.round_to, self.ratios)  # their checks
-        if self.latency is not None and self.target != "latency":
-            raise TargetError(f"latency= settings need target='latency', not '{self.target}'",
-                              argument="latency")
+        if self.latency is not None and self.target != "latency" and self.round_to != "auto":
+            raise TargetError(f"latency= settings need target='latency' (or round_to='auto', "
+                              f"which reads their table), not target='{self.target}' with "
+                              f"round_to={self.round_to}", argument="latency")
         if self.target == "latency" and self.latency is None:
             object.__setattr__(self, "latency", LatencyConfig())
 
@@ -82,7 +92,11 @@ class PruneConfig:
         """Plain, hashable field values: a str ignore becomes a 1-tuple, ratios sorted pairs."""
         ignore = (self.ignore,) if isinstance(self.ignore, str) else tuple(self.ignore)
         ratios = self.ratios.items() if isinstance(self.ratios, Mapping) else self.ratios
-        values = {"ratio": float(self.ratio), "round_to": int(self.round_to),
+        try:
+            round_to = lanes.check(self.round_to)
+        except ValueError as e:
+            raise TargetError(str(e), argument="round_to") from e
+        values = {"ratio": float(self.ratio), "round_to": round_to,
                   "min_filters": int(self.min_filters), "seed": int(self.seed),
                   "ignore": tuple(str(p) for p in ignore),
                   "ratios": tuple(sorted((str(k), float(v)) for k, v in ratios))}

@@ -48,7 +48,9 @@ def test_latency_target_gets_default_latency_settings():
     ({"criterion": "l3"}, pipeline.RegistryError, "unknown criterion 'l3'"),
     ({"round_to": 0}, pipeline.TargetError, "round_to must be >= 1"),
     ({"ratios": {"conv1": 1.5}}, pipeline.TargetError, "per-layer ratio for 'conv1'"),
-    ({"latency": pipeline.LatencyConfig()}, pipeline.TargetError, "need target='latency'"),
+    ({"latency": pipeline.LatencyConfig(), "round_to": 8}, pipeline.TargetError,
+     "need target='latency'"),
+    ({"round_to": "fast"}, pipeline.TargetError, "round_to must be an integer >= 1 or 'auto'"),
 ])
 def test_bad_values_fail_on_construction(kwargs, error, message):
     with pytest.raises(error, match=message):

@@ -1,8 +1,8 @@
 """Greedy allocation of every group's width under a predicted-latency target.
 
 HALP/NetAdapt-style. Each group may keep only the widths of its *ladder*:
-its full width, then multiples of ``round_to`` (or, with ``round_to=1``, of
-the SIMD-friendly :func:`pipeline.latency.table.lane_width`) down to what
+its full width, then multiples of ``round_to`` (or, with ``round_to=1`` or
+``"auto"``, of the SIMD-friendly :func:`pipeline.latency.table.lane_width`) down to what
 ``min_filters`` allows. Starting from the full model, the allocator
 repeatedly takes the move (one group one to three rungs narrower) that loses
 the least importance per millisecond saved, the milliseconds those of
@@ -169,7 +169,8 @@ class Allocator:
         if gi in self.plan.fixed:
             return [size - int(self.plan.fixed_counts()[gi])]
         step = self.plan.constraints.round_to
-        step = step if step > 1 else lane_width(size)
+        # "auto" and 1: the lane width; the table's steps then decide (see the module doc).
+        step = step if isinstance(step, int) and step > 1 else lane_width(size)
         floor = max(size - len(self.plan.sequences[gi]), 1)
         top = (size - 1) // step * step
         return [size] + [w for w in range(top, 0, -step) if w >= floor]

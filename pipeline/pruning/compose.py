@@ -71,7 +71,7 @@ def compose(model, plans: Sequence[PrunePlan], ratio: float,
                             f"{sorted(step)[:5]} do not match the previous model's")
         kept = {n: kept[n][step[n]] for n in kept}
     settings = dict(plans[-1].settings, ratio=float(ratio), iterations=len(plans))
-    composed = make_plan(analysis, kept, settings, {})
+    composed = make_plan(analysis, kept, settings, {}, alignment=plans[-1].alignment)
     macs = 1 - composed.macs_after / max(composed.macs_before, 1)
     filters = 1 - sum(len(g.keep) for g in composed.groups) / max(
         sum(g.size for g in composed.groups), 1)

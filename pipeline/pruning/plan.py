@@ -49,7 +49,11 @@ class PrunePlan:
 
     ``settings`` is the :meth:`pipeline.PruneConfig.to_dict` of the request;
     ``report`` what a measured target found (``target="latency"``: budget,
-    predicted and measured milliseconds, rounds), else None.
+    predicted and measured milliseconds, rounds), else None. ``alignment``
+    what ``round_to="auto"`` resolved to: ``{"round_to": "auto", "level": 0,
+    "steps": {group: 32, ...}, "summary": "32 (40 groups), 8 (1 group)"}``
+    ("table" for a group on a latency table's widths; level > 0: steps halved
+    that many times to reach the target), else None.
 
     Example:
       >>> result = pipeline.prune(model, 0.5)
@@ -64,6 +68,7 @@ class PrunePlan:
     removed: dict
     layers: tuple[LayerSummary, ...]
     report: dict | None = None  # a measured target's report (latency: budget, rounds)
+    alignment: dict | None = None  # what round_to="auto" resolved to, per group
 
     def kept(self) -> dict[str, np.ndarray]:
         """Group name -> kept channel indices."""
@@ -97,6 +102,8 @@ class PrunePlan:
         }
         if self.report is not None:
             body["report"] = self.report
+        if self.alignment is not None:
+            body["alignment"] = self.alignment
         return json.dumps(body, indent=1, sort_keys=True) + "\n"
 
     @classmethod
@@ -115,7 +122,7 @@ class PrunePlan:
                                      tuple(int(i) for i in g["keep"])) for g in body["groups"])
             layers = tuple(LayerSummary(**l) for l in body["layers"])
             return cls(body["model"], groups, body["settings"], body["removed"], layers,
-                       body.get("report"))
+                       body.get("report"), body.get("alignment"))
         except (ValueError, KeyError, TypeError) as e:
             if isinstance(e, PlanError):
                 raise
@@ -140,14 +147,14 @@ class PrunePlan:
 
 
 def make_plan(analysis: Analysis, kept: dict, settings: dict, removed: dict,
-              report: dict | None = None) -> PrunePlan:
+              report: dict | None = None, alignment: dict | None = None) -> PrunePlan:
     """Builds the plan and its per-layer summary from a selection."""
     groups = tuple(GroupPlan(g.name, g.producers, g.size,
                              tuple(int(i) for i in kept.get(g.name, range(g.size))))
                    for g in analysis.groups)
     keep = analysis.keep_mask({g.name: np.asarray(g.keep, np.int64) for g in groups})
     return PrunePlan(analysis.graph.name, groups, settings, removed, summarize(analysis, keep),
-                     report)
+                     report, alignment)
 
 
 def summarize(analysis: Analysis, keep: np.ndarray) -> tuple[LayerSummary, ...]:

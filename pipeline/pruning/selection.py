@@ -10,10 +10,13 @@ sequence":
   their group's mean so that groups of different size and scale compete
   fairly; the first k channels of that ranking.
 
-``round_to`` then rounds each group's kept count up to a multiple (capped at
-the group's size). The fraction or k is found by bisection so that the
-removed share of filters or MACs meets the target; the result must land
-within ``TOLERANCE`` of it.
+``round_to`` then rounds each group's kept count up to the next width of its
+*ladder*: multiples of an integer ``round_to`` (and the full size), or with
+``"auto"`` the group's own speed steps (:mod:`pipeline.pruning.lanes`: a
+latency table's, else the lane-width rule by group width; a level of finer
+steps when the coarser cannot reach the target). The fraction or k is found
+by bisection so that the removed share of filters or MACs meets the target;
+the result must land within ``TOLERANCE`` of it.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from typing import Callable
 
 import numpy as np
 
+from pipeline.pruning import lanes
 from pipeline.pruning.channels import Analysis
 from pipeline.pruning.counting import layer_macs
 from pipeline.errors import TargetError
@@ -38,20 +42,27 @@ class Constraints:
 
     Attributes:
       min_filters: fewest channels any producer keeps (>= 1).
-      round_to: kept channel counts are multiples of this (or the full count).
+      round_to: kept channel counts are multiples of this (or the full count),
+        or ``"auto"``: each group's speed steps (:mod:`pipeline.pruning.lanes`).
       ratios: per-layer overrides: group or producer name pattern -> fraction
         removed from that group, outside the global ranking.
+      ladders: with ``"auto"``, ``(group name, kept widths)`` pairs read from a
+        latency table (:mod:`pipeline.latency.steps`); other groups use the rule.
     """
 
     min_filters: int = 1
-    round_to: int = 1
+    round_to: int | str = 1
     ratios: tuple = ()
+    ladders: tuple = ()
 
     def __post_init__(self):
         if int(self.min_filters) < 1:
-            raise TargetError(f"min_filters must be >= 1, got {self.min_filters}")
-        if int(self.round_to) < 1:
-            raise TargetError(f"round_to must be >= 1, got {self.round_to}")
+            raise TargetError(f"min_filters must be >= 1, got {self.min_filters}",
+                              argument="min_filters")
+        try:
+            object.__setattr__(self, "round_to", lanes.check(self.round_to))
+        except ValueError as e:
+            raise TargetError(str(e), argument="round_to") from e
         for pattern, ratio in self.ratios:
             if not 0 <= ratio < 1:
                 raise TargetError(f"per-layer ratio for '{pattern}' must be in [0, 1), got {ratio}")
@@ -59,10 +70,16 @@ class Constraints:
 
 @dataclasses.dataclass(frozen=True)
 class Selection:
-    """The outcome: kept indices per group and the share of each measure removed."""
+    """The outcome: kept indices per group and the share of each measure removed.
+
+    ``alignment`` says what ``round_to="auto"`` resolved to (None for an
+    integer): ``{"round_to": "auto", "level": finer levels needed, "steps":
+    {group: step, or "table" for a table's ladder}}``.
+    """
 
     kept: dict
     removed: dict  # measure name -> fraction removed
+    alignment: dict | None = None
 
 
 def select(analysis: Analysis, scores: dict, ratio: float, target: str, scope: str,
@@ -84,23 +101,25 @@ def select(analysis: Analysis, scores: dict, ratio: float, target: str, scope: s
       TargetError: bad arguments, or a target the constraints make unreachable.
     """
     _check(ratio, target, scope)
-    plan = _Planner(analysis, scores, constraints)
-    measure = plan.filters_removed if target == "filters" else plan.macs_removed
-    if scope == "global":
-        counts = _search(plan.global_counts, measure, ratio, 0, plan.total_steps, integer=True)
-    else:
-        counts = _search(plan.layer_counts, measure, ratio, 0.0, 1.0, integer=False)
-    if abs(measure(counts) - ratio) > TOLERANCE:
-        counts = plan.refine(counts, measure, ratio)
-    achieved = measure(counts)
-    if abs(achieved - ratio) > TOLERANCE + 1e-9:
-        raise TargetError(
-            f"cannot remove {ratio:.1%} of {target}: the closest reachable is {achieved:.1%} "
-            f"(min_filters={constraints.min_filters}, round_to={constraints.round_to}, "
-            f"{len(analysis.groups)} prunable groups); lower the ratio, min_filters or round_to, "
-            "or un-ignore layers")
-    return Selection(plan.kept(counts), {"filters": plan.filters_removed(counts),
-                                         "macs": plan.macs_removed(counts)})
+    levels = range(lanes.LEVELS) if constraints.round_to == lanes.AUTO else (0,)
+    for level in levels:  # "auto": finer steps only when the coarser cannot reach
+        plan = _Planner(analysis, scores, constraints, level)
+        measure = plan.filters_removed if target == "filters" else plan.macs_removed
+        if scope == "global":
+            counts = _search(plan.global_counts, measure, ratio, 0, plan.total_steps,
+                             integer=True)
+        else:
+            counts = _search(plan.layer_counts, measure, ratio, 0.0, 1.0, integer=False)
+        if abs(measure(counts) - ratio) > TOLERANCE:
+            counts = plan.refine(counts, measure, ratio)
+        achieved = measure(counts)
+        if abs(achieved - ratio) <= TOLERANCE + 1e-9:
+            return plan.selection(counts)
+    raise TargetError(
+        f"cannot remove {ratio:.1%} of {target}: the closest reachable is {achieved:.1%} "
+        f"(min_filters={constraints.min_filters}, round_to={constraints.round_to}, "
+        f"{len(analysis.groups)} prunable groups); lower the ratio, min_filters or round_to, "
+        "or un-ignore layers")
 
 
 def select_fixed(analysis: Analysis, scores: dict, constraints: Constraints) -> Selection:
@@ -111,18 +130,18 @@ def select_fixed(analysis: Analysis, scores: dict, constraints: Constraints) -> 
     at a time). ``round_to`` and ``min_filters`` apply as in :func:`select`.
     """
     plan = _Planner(analysis, scores, constraints)
-    counts = plan.fixed_counts()
-    return Selection(plan.kept(counts), {"filters": plan.filters_removed(counts),
-                                         "macs": plan.macs_removed(counts)})
+    return plan.selection(plan.fixed_counts())
 
 
-def planner(analysis: Analysis, scores: dict, constraints: Constraints) -> "_Planner":
+def planner(analysis: Analysis, scores: dict, constraints: Constraints,
+            level: int = 0) -> "_Planner":
     """The removal sequences and measures behind :func:`select`, for other allocators.
 
     A choice of counts (channels removed from each group's sequence) maps to
-    kept indices with ``.kept(counts)`` and to a keep mask with ``.keep_mask``.
+    kept indices with ``.kept(counts)`` and to a keep mask with ``.keep_mask``;
+    ``.ladders[gi]`` holds the widths group ``gi`` may keep (None: any).
     """
-    return _Planner(analysis, scores, constraints)
+    return _Planner(analysis, scores, constraints, level)
 
 
 def normalise(group_scores) -> np.ndarray:
@@ -175,13 +194,17 @@ class _Planner:
     """Removal sequences per group and the measures of a choice of counts.
 
     A choice is an int array: how many channels of each group's removal
-    sequence go (before ``round_to``).
+    sequence go (before ``round_to``). ``level`` halves the steps of
+    ``round_to="auto"`` that many times.
     """
 
-    def __init__(self, analysis: Analysis, scores: dict, constraints: Constraints):
+    def __init__(self, analysis: Analysis, scores: dict, constraints: Constraints,
+                 level: int = 0):
         self.analysis = analysis
         self.groups = analysis.groups
         self.constraints = constraints
+        self.level = level
+        self.steps, self.ladders = self._ladders()
         self.sequences = [self._sequence(g, scores[g.name]) for g in self.groups]
         self.fixed = self._overrides()
         self._global_order = self._merge(scores)
@@ -190,6 +213,39 @@ class _Planner:
         everything = np.ones(analysis.n_ids, bool)
         self._mac_layers = [l for l in analysis.layers if layer_macs(l, everything)]
         self.full_macs = self._macs(everything)
+
+    def _ladders(self) -> tuple[dict, list]:
+        """Each group's step (or "table") and the widths it may keep (None: every width)."""
+        round_to = self.constraints.round_to
+        if round_to != lanes.AUTO:
+            step = int(round_to)
+            return {}, [None if step == 1 else np.asarray(lanes.ladder(g.size, step))
+                        for g in self.groups]
+        tabled = dict(self.constraints.ladders) if self.level == 0 else {}
+        steps, ladders = {}, []
+        for g in self.groups:
+            if g.name in tabled:
+                steps[g.name] = "table"
+                widths = [w for w in tabled[g.name] if 0 < w < g.size] + [g.size]
+                ladders.append(np.unique(np.asarray(widths, np.int64)))
+                continue
+            steps[g.name] = lanes.auto_step(g.size, self.level)
+            step = steps[g.name]
+            ladders.append(None if step == 1 else np.asarray(lanes.ladder(g.size, step)))
+        return steps, ladders
+
+    def alignment(self) -> dict | None:
+        """What ``round_to="auto"`` resolved to (None for an integer round_to)."""
+        if self.constraints.round_to != lanes.AUTO:
+            return None
+        return {"round_to": lanes.AUTO, "level": self.level, "steps": dict(self.steps),
+                "summary": lanes.describe(self.steps)}
+
+    def selection(self, counts) -> Selection:
+        """The :class:`Selection` of these counts."""
+        return Selection(self.kept(counts), {"filters": self.filters_removed(counts),
+                                             "macs": self.macs_removed(counts)},
+                         self.alignment())
 
     def _sequence(self, group, group_scores) -> np.ndarray:
         """The group's channels in ascending score, skipping those min_filters protects."""
@@ -258,12 +314,13 @@ class _Planner:
         return self._rounded(counts)
 
     def _rounded(self, counts) -> np.ndarray:
-        step = self.constraints.round_to
-        if step == 1:
-            return counts
-        sizes = np.array([g.size for g in self.groups])
-        kept = np.minimum(sizes, -(-(sizes - counts) // step) * step)
-        return sizes - kept
+        """Each group's kept count rounded up to the next width of its ladder."""
+        rounded = counts.copy()
+        for gi, (group, widths) in enumerate(zip(self.groups, self.ladders)):
+            if widths is not None:
+                kept = group.size - counts[gi]
+                rounded[gi] = group.size - widths[np.searchsorted(widths, kept)]
+        return rounded
 
     def refine(self, counts, measure: Callable, ratio: float, max_moves: int = 200):
         """Moves single groups one allowed step at a time toward ``ratio``.
@@ -287,15 +344,17 @@ class _Planner:
         return counts
 
     def _neighbours(self, counts, gi):
-        """Counts with group ``gi`` one ``round_to`` step narrower or wider."""
+        """Counts with group ``gi`` one rung of its ladder narrower or wider."""
         if gi in self.fixed:
             return []
-        size, limit, step = self.groups[gi].size, len(self.sequences[gi]), self.constraints.round_to
+        size, limit, widths = self.groups[gi].size, len(self.sequences[gi]), self.ladders[gi]
         kept = size - counts[gi]
-        options = [k for k in ((kept - 1) // step * step, -(-(kept + 1) // step) * step)
-                   if 0 < k <= size and size - k <= limit]
-        if kept < size and kept + step > size:
-            options.append(size)
+        if widths is None:
+            options = [k for k in (kept - 1, kept + 1) if 0 < k <= size]
+        else:
+            i = int(np.searchsorted(widths, kept))  # widths[i] == kept once rounded
+            options = [int(widths[j]) for j in (i - 1, i + 1) if 0 <= j < len(widths)]
+        options = [k for k in options if size - k <= limit]
         result = []
         for k in options:
             moved = counts.copy()
