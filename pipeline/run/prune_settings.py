@@ -15,6 +15,10 @@ LATENCY_KEYS = ("table", "tolerance", "max_iterations", "utility")
 def prune_config(section, seed: int, cache_dir: str = "", **changes) -> PruneConfig:
     """``config.prune`` (a ConfigDict) as a PruneConfig.
 
+    ``prune.round_to`` may be an int, ``"auto"`` or an int as a string (a
+    string field overridden as ``--config.prune.round_to=16``); PruneConfig
+    reads all three.
+
     Args:
       section: the ``config.prune`` section.
       seed: the run's seed.
@@ -25,10 +29,14 @@ def prune_config(section, seed: int, cache_dir: str = "", **changes) -> PruneCon
       TargetError, RegistryError: a value the library refuses.
     """
     latency = None
+    given = section.get("latency") or {}
+    round_to = changes.get("round_to", section.round_to)
     if section.target == "latency":
-        given = section.get("latency") or {}
         latency = LatencyConfig(cache_dir=cache_dir,
                                 **{k: given[k] for k in LATENCY_KEYS if k in given})
+    elif str(round_to).strip().lower() == "auto" and (cache_dir or given.get("table")):
+        # round_to="auto" reads a table (a device file, or one a latency run cached here).
+        latency = LatencyConfig(cache_dir=cache_dir, table=given.get("table") or "")
     values = dict(ratio=section.ratio, target=section.target, criterion=section.criterion,
                   scope=section.scope, round_to=section.round_to,
                   min_filters=section.min_filters, ignore=tuple(section.ignore),

@@ -136,6 +136,8 @@ def prune(section, source: ModelResult, data: Data, store: Store, *, seed: int,
         if used != config.round_to:
             print(f"{tag} round_to={config.round_to} cannot reach {ratio:.1%} of "
                   f"{config.target}; pruning at round_to={used}")
+        if result.plan.alignment:
+            print(f"{tag} round_to=auto: {result.plan.alignment['summary']} (step: groups)")
         print(f"{tag} {config.criterion}, {config.scope}, {ratio:.1%} of {config.target}\n"
               f"{result.plan.summary_table()}")
         if result.plan.report is not None:
@@ -148,7 +150,8 @@ def prune(section, source: ModelResult, data: Data, store: Store, *, seed: int,
         record = PruneRecord(**measure(result.model, data.datasets),
                              removed=dict(result.plan.removed), plan=plan_name,
                              seconds=time.time() - start, bn_batches=done.batches,
-                             round_to=alignment.record(config.round_to, used))
+                             round_to=alignment.record(config.round_to, used,
+                                                       result.plan.alignment))
         return result, record
 
     def save(name: str, result: api.PruneResult) -> None:
