@@ -5,7 +5,7 @@ setuptools.setup(
     name="keras-filter-pruning",
     version="0.1.0",
     description=__doc__,
-    python_requires=">=3.11,<3.12",
+    python_requires=">=3.10,<3.14",  # the Pythons TensorFlow 2.21 has wheels for
     # configs too: their docstrings say `from configs import default`, and an installed
     # configs/default.py finds the shipped baseline in models/weights/ beside it.
     packages=setuptools.find_packages(include=["pipeline", "pipeline.*", "models", "models.*",
@@ -21,6 +21,11 @@ setuptools.setup(
         "matplotlib",  # report plots (Agg backend, no display)
         "tensorboard",  # training logs; not pulled in by tensorflow 2.21
         "numpy",
+        # What `import mediapipe` needs; mediapipe itself is installed by `make setup` with
+        # --no-deps (its absl-py~=2.3 pin clashes with tensorflow-model-optimization's ~=1.2).
+        "certifi",
+        "flatbuffers~=25.9",
+        "opencv-python-headless",
     ],
     extras_require={"test": ["pytest", "hypothesis", "pytest-timeout"]},
     entry_points={"console_scripts": ["prune-pipeline=pipeline.main:run"]},

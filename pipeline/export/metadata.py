@@ -5,17 +5,20 @@ Binding read a 1xHxWx3 RGB input (float32 or uint8; see
 :mod:`pipeline.export.rgb_front`), normalisation options for float inputs,
 and the labels as a TENSOR_AXIS_LABELS associated file.
 
-* :func:`add_metadata` writes the metadata with tflite-support's writers
-  (imported by their full path: the top-level ``tflite_support`` package
-  fails beside protobuf 7). Normalisation, per the Task Library's
+* :func:`add_metadata` writes the metadata with MediaPipe Tasks' writers
+  (``mediapipe.tasks.python.metadata``: ``metadata_info`` builds the tensor
+  metadata, ``MetadataPopulator`` packs it and the labels file; see
+  :mod:`pipeline.export.mediapipe_metadata` for the one piece the pip wheel
+  lacks). Normalisation, per the Task Library's and MediaPipe's
   convention ``(pixel - mean) / std`` on [0, 255] R, G, B pixels, per
   channel: float inputs take the model's input, so the mean and std of its
   preprocessing (:meth:`pipeline.data.preprocess.Preprocess.normalization`;
   ``unit``, the default: mean 0, std 255); uint8 inputs, whose quantization
   (scale 1/255, zero point 0) already maps pixels (the preprocessing runs in
   the graph, see :mod:`pipeline.export.rgb_front`), mean 0, std 1; int8
-  inputs (q = pixel - 128) mean 128, std 1; the Task Library accepts only
-  uint8 and float32 inputs, so an int8 model is for direct interpreter use.
+  inputs (q = pixel - 128) mean 128, std 1; MediaPipe and the Task Library
+  accept only uint8 and float32 inputs, so an int8 model is for direct
+  interpreter use.
 * :func:`read_metadata` reads it back with ``MetadataDisplayer``, and
   :func:`read_normalization` the input's mean and std, as a client applies them.
 
@@ -31,16 +34,15 @@ import dataclasses
 import json
 import os
 
+import flatbuffers
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
-from tensorflow_lite_support.metadata import metadata_schema_py_generated as metadata_fb
-from tensorflow_lite_support.metadata.python import metadata as tflite_metadata
-from tensorflow_lite_support.metadata.python.metadata_writers import image_classifier
-from tensorflow_lite_support.metadata.python.metadata_writers import metadata_info
-from tensorflow_lite_support.metadata.python.metadata_writers import writer_utils
 
 from pipeline import atomic
 from pipeline.errors import PruningError
+from pipeline.export import mediapipe_metadata
+
+metadata_info, writer_utils, mp_metadata, metadata_fb = mediapipe_metadata.writers()
 
 LABELS_FILE = "labels.txt"
 # (mean, std) of the Task Library's (pixel - mean) / std, by input dtype name; a float
@@ -117,19 +119,33 @@ def add_metadata(tflite: bytes, labels_path: str, info: ModelInfo, preprocess=No
         general = metadata_info.GeneralMd(name=info.name, version=info.version,
                                           description=info.description, author=info.author,
                                           licenses=info.license)
-        inputs = metadata_info.InputImageTensorMd(
+        image = metadata_info.InputImageTensorMd(
             name="image", description=f"RGB image, {shape[1]}x{shape[2]}, {dtype}",
             norm_mean=mean, norm_std=std, color_space_type=metadata_fb.ColorSpaceType.RGB,
             tensor_type=writer_utils.get_input_tensor_types(tflite)[0])
-        outputs = metadata_info.ClassificationTensorMd(
+        scores = metadata_info.ClassificationTensorMd(
             name="probability", description="Probabilities of the labels.",
             label_files=[metadata_info.LabelFileMd(labels_path)],
             tensor_type=writer_utils.get_output_tensor_types(tflite)[0])
-        writer = image_classifier.MetadataWriter.create_from_metadata_info(
-            bytearray(tflite), general_md=general, input_md=inputs, output_md=outputs)
-        return bytes(writer.populate())
+        populator = mp_metadata.MetadataPopulator.with_model_buffer(bytearray(tflite))
+        populator.load_metadata_buffer(_metadata_buffer(general, image, scores))
+        populator.load_associated_files([os.fspath(labels_path)])
+        populator.populate()
+        return bytes(populator.get_model_buffer())
     except (ValueError, RuntimeError, OSError) as e:
         raise MetadataError(f"{info.name}: writing TFLite metadata failed: {e}") from e
+
+
+def _metadata_buffer(general, image, scores) -> bytearray:
+    """The ``ModelMetadata`` flatbuffer of one subgraph with one input and one output."""
+    graph = metadata_fb.SubGraphMetadataT()
+    graph.inputTensorMetadata = [image.create_metadata()]
+    graph.outputTensorMetadata = [scores.create_metadata()]
+    model = general.create_metadata()
+    model.subgraphMetadata = [graph]
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), mp_metadata.MetadataPopulator.METADATA_FILE_IDENTIFIER)
+    return builder.Output()
 
 
 def read_metadata(path: str) -> dict:
@@ -146,7 +162,7 @@ def read_metadata(path: str) -> dict:
       MetadataError: the file has no metadata.
     """
     try:
-        displayer = tflite_metadata.MetadataDisplayer.with_model_file(os.fspath(path))
+        displayer = mp_metadata.MetadataDisplayer.with_model_file(os.fspath(path))
     except ValueError as e:
         raise MetadataError(f"{path} carries no TFLite metadata: {e}", argument="path") from e
     files = {name: displayer.get_associated_file_buffer(name).decode()

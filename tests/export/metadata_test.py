@@ -1,4 +1,4 @@
-"""The TFLite metadata (read back with MetadataDisplayer) and labels.txt."""
+"""The TFLite metadata (written and read back with MediaPipe's writers) and labels.txt."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -30,6 +30,7 @@ def test_float_metadata_round_trip(tiny_classifier, labels, tmp_path):
     meta = read["metadata"]
     assert (meta["name"], meta["description"], meta["version"], meta["author"],
             meta["license"]) == ("vgg_test", "A test classifier.", "7", "me", "MIT")
+    assert meta["min_parser_version"] == "1.0.0"  # pipeline.export.mediapipe_metadata
     (tensor,) = meta["subgraph_metadata"][0]["input_tensor_metadata"]
     (unit,) = tensor["process_units"]
     assert unit["options_type"] == "NormalizationOptions"
