@@ -28,7 +28,7 @@ import tensorflow as tf
 import tf_keras
 
 from pipeline.errors import PruningError
-from pipeline.training import bn_stats, distribute, traps
+from pipeline.training import bn_stats, distribute, heads, traps
 from pipeline.training.distill import Distiller, outputs_probabilities
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -117,7 +117,9 @@ def fit(model, datasets, recipe: Recipe, directory: str, *,
       directory: where checkpoints and TensorBoard logs go (created).
       cluster: the :class:`pipeline.training.distribute.Cluster` to train under
         (None: this one process, no strategy).
-      teacher: a model to distil from, or None.
+      teacher: a model to distil from, or None. A multi-head ``model`` needs it (its
+        unpruned original): the classifier head trains on the labels and every other
+        head is held to the teacher's (:class:`pipeline.training.heads.HeadsTrainer`).
       temperature: distillation temperature.
       alpha: weight of the distillation term (0: labels only, 1: teacher only).
       verbose: Keras ``fit`` verbosity.
@@ -127,6 +129,7 @@ def fit(model, datasets, recipe: Recipe, directory: str, *,
 
     Raises:
       PruningError: bad recipe or distillation settings.
+      HeadError: a multi-head model without a teacher, or no single classifier head.
       OneDnnTrapError: the model holds a layer that TF 2.21's oneDNN kernels crash
         on in training, and oneDNN is on (:mod:`pipeline.training.traps`).
 
@@ -143,10 +146,12 @@ def fit(model, datasets, recipe: Recipe, directory: str, *,
     student = cluster.replicate(model)  # built in the strategy's scope, chief's weights
     with cluster.scope():
         trainee = student
-        if teacher is not None:
+        if len(model.outputs) > 1:
+            trainee = _heads_trainer(student, teacher, datasets.num_classes, cluster)
+        elif teacher is not None:
             trainee = Distiller(student, cluster.replicate(teacher), temperature, alpha)
         compile_model(trainee, recipe, datasets.steps_per_epoch,
-                      probabilities=outputs_probabilities(model))
+                      probabilities=_probabilities(model, datasets.num_classes))
     has_val = datasets.sizes.get("val", 0) > 0
     logs = cluster.write_dir(directory)
     callbacks = [
@@ -179,6 +184,25 @@ def fit(model, datasets, recipe: Recipe, directory: str, *,
                      reestimated.batches)
 
 
+def _heads_trainer(student, teacher, num_classes: int, cluster):
+    """The :class:`heads.HeadsTrainer` of a multi-head ``student`` against ``teacher``."""
+    if teacher is None:
+        raise heads.HeadError(
+            f"'{student.name}' has {len(student.outputs)} outputs; fine-tuning a multi-head "
+            "model holds its other heads to its unpruned original: pass teacher=<that model>")
+    index = heads.classifier_output(student, num_classes, where=f"'{student.name}'")
+    probabilities = heads.ends_in_softmax(heads.output_layer(student, index))
+    return heads.HeadsTrainer(student, cluster.replicate(teacher), index, probabilities)
+
+
+def _probabilities(model, num_classes: int | None) -> bool:
+    """Whether ``model``'s classifier output (see :mod:`heads`) is a softmax."""
+    if len(model.outputs) <= 1:
+        return outputs_probabilities(model)
+    index = heads.classifier_output(model, num_classes, where=f"'{model.name}'")
+    return heads.ends_in_softmax(heads.output_layer(model, index))
+
+
 @functools.cache
 def _no_tensorboard() -> None:
     """Warns once a process that ``fit`` writes no TensorBoard logs."""
@@ -186,7 +210,13 @@ def _no_tensorboard() -> None:
 
 
 def compile_model(model, recipe: Recipe, steps_per_epoch: int, probabilities: bool | None = None):
-    """Compiles ``model`` with the recipe's optimizer, schedule, loss and accuracy metric."""
+    """Compiles ``model`` with the recipe's optimizer, schedule, loss and accuracy metric.
+
+    A multi-head model gets the optimizer only: :func:`evaluate` reads its classifier head.
+    """
+    if len(getattr(model, "outputs", None) or ()) > 1:
+        model.compile(optimizer=make_optimizer(recipe, steps_per_epoch))
+        return model
     if probabilities is None:
         probabilities = outputs_probabilities(model)
     loss = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=not probabilities)
@@ -224,7 +254,16 @@ def _smoothed_loss(smoothing: float, probabilities: bool):
     return loss
 
 
-def evaluate(model, dataset) -> dict:
-    """``{"accuracy": ..., "loss": ...}`` of a compiled ``model`` on ``dataset``."""
+def evaluate(model, dataset, num_classes: int | None = None) -> dict:
+    """``{"accuracy": ..., "loss": ...}`` of a compiled ``model`` on ``dataset``.
+
+    A multi-head model is measured on its classifier head (:func:`heads.classifier_output`
+    with ``num_classes``; None: the single softmax output).
+    """
+    if len(model.outputs) > 1:
+        index = heads.classifier_output(model, num_classes, where=f"'{model.name}'")
+        view = heads.classifier_view(model, index)
+        compile_model(view, Recipe(), 1)
+        model = view
     values = model.evaluate(dataset, verbose=0, return_dict=True)
     return {k: float(v) for k, v in values.items()}
