@@ -26,6 +26,7 @@ from pipeline.data.loaders import DataError
 from pipeline.errors import UnsupportedModelError, WorkdirError
 from pipeline.pruning.channels import analyse
 from pipeline.run import alignment, model_file, prune_settings
+from pipeline.training import heads
 
 _PROBE = ".write-probe"
 # Targets a dry-run plan can check; ``latency`` measures candidate models, checked as it runs.
@@ -106,7 +107,10 @@ def _check_matches_data(model, datasets, where: str, model_section) -> None:
                         f"(model.input_size={model_section.input_size}, "
                         f"model.channels={model_section.channels}); set them to 0 to load "
                         "the data at the model's input, or to the model's size and channels")
-    outputs = model.output_shape[-1]
+    # Several heads: the classifier is model.output, or the one of the data's width.
+    index = heads.classifier_output(model, datasets.num_classes,
+                                    model_section.get("output", ""), where)
+    outputs = model.outputs[index].shape[-1]
     if outputs != datasets.num_classes:
         raise DataError(f"{where} has {outputs} output classes but the data has "
                         f"{datasets.num_classes} ({', '.join(datasets.class_names[:5])}...); "

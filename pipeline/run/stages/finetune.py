@@ -49,7 +49,7 @@ def finetune(section, pruned: PrunedModel, base: ModelResult, data: Data, store:
                                             f"alpha={f.alpha}" if f.distill else ""))
         fitted = train.fit(pruned.model, data.datasets, train.Recipe.from_config(f),
                            store.scratch("finetune" if k == 1 else f"finetune_{i}", key),
-                           cluster=cluster, teacher=base.model if f.distill else None,
+                           cluster=cluster, teacher=_teacher(f, pruned.model, base.model),
                            temperature=f.temperature, alpha=f.alpha)
         if fitted.bn_batches:
             print(f"{tag} BatchNorm statistics re-estimated on {fitted.bn_batches} "
@@ -67,3 +67,8 @@ def finetune(section, pruned: PrunedModel, base: ModelResult, data: Data, store:
         print(f"{tag} test accuracy {made.record.accuracy:.4f} ({made.record.seconds:.0f} s)")
     return ModelResult(made.value, name, key, made.record)
 
+
+def _teacher(section, model, original):
+    """The baseline when distilling, or always for a multi-head model: its heads other
+    than the classifier are held to the unpruned model's (:mod:`pipeline.training.heads`)."""
+    return original if section.distill or len(model.outputs) > 1 else None

@@ -6,6 +6,7 @@ from pipeline.pruning import sensitivity as sensitivity_scan
 from pipeline.run.results import ModelResult, ScanRecord
 from pipeline.run.stages.data import Data
 from pipeline.run.store import Store
+from pipeline.training import heads
 
 NAME = "sensitivity.json"
 
@@ -39,8 +40,11 @@ def sensitivity(section, prune_section, base: ModelResult, data: Data, store: St
     def compute():
         print(f"[sensitivity] {p.criterion}: validation accuracy with each group narrowed by "
               f"{', '.join(f'{r:.0%}' for r in s.ratios)}, no fine-tuning")
+        # A multi-head model is scanned through its classifier head, whose accuracy it reads.
+        model = heads.classifier_view(base.model, heads.classifier_output(
+            base.model, data.datasets.num_classes, where=base.path))
         curves = sensitivity_scan.scan(
-            base.model, data.datasets.val, tuple(s.ratios), criterion=p.criterion,
+            model, data.datasets.val, tuple(s.ratios), criterion=p.criterion,
             ignore=tuple(p.ignore), min_filters=p.min_filters, max_batches=s.max_batches,
             data=data.datasets.train, seed=seed,
             progress=lambda line: print(f"[sensitivity] {line}", flush=True))
