@@ -209,3 +209,28 @@ def test_keywords_replace_the_config_fields(model):
     assert plan.settings["ratio"] == 0.5 and plan.settings["target"] == "filters"
     with pytest.raises(pipeline.TargetError, match="expected a PruneConfig or a ratio"):
         pipeline.prune(model, "half")
+
+
+def test_auto_is_the_default_and_its_plan_replays_from_json():
+    tf_keras.utils.set_random_seed(0)
+    model = small_cnn(widths=(8, 32, 64), dense=40)  # steps 4, 16 and 32; fc (40) by 16
+    assert pipeline.PruneConfig().round_to == "auto"
+    result = pipeline.prune(model, 0.5)
+    plan = result.plan
+    assert plan.settings["round_to"] == "auto"
+    assert plan.alignment["steps"] == {"conv0": 4, "conv1": 16, "conv2": 32, "fc": 16}
+    assert plan.alignment["level"] == 0 and "32 (1 group)" in plan.alignment["summary"]
+    for g in plan.groups:
+        assert len(g.keep) in pipeline.pruning.lanes.ladder(g.size, plan.alignment["steps"][g.name])
+    again = pipeline.PrunePlan.from_json(plan.to_json())
+    assert again.alignment == plan.alignment
+    assert pipeline.PruneConfig.from_dict(again.settings) == pipeline.PruneConfig(0.5)
+    replayed = pipeline.apply_plan(model, again)
+    x = np.random.default_rng(0).normal(size=(2, 16, 16, 3)).astype(np.float32)
+    np.testing.assert_allclose(replayed(x), result.model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_integer_round_to_plans_record_no_auto_alignment(model):
+    plan = pipeline.plan_pruning(model, 0.4, round_to=8)
+    assert plan.alignment is None and plan.settings["round_to"] == 8
+    assert "alignment" not in json.loads(plan.to_json())

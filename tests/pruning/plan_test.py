@@ -116,3 +116,13 @@ def test_check_fits_refuses_bad_indices(plan, keep, message):
                                             plan.groups[1]))
     with pytest.raises(pipeline.PlanError, match=f"plan group 'c1' {message}"):
         plans.check_fits(bad, pipeline.analyse(tiny()))
+
+
+def test_what_auto_resolved_to_travels_with_the_plan():
+    analysis = pipeline.analyse(tiny())
+    alignment = {"round_to": "auto", "level": 0, "steps": {"c1": 4, "c2": 8},
+                 "summary": "8 (1 group), 4 (1 group)"}
+    plan = plans.make_plan(analysis, {}, dict(SETTINGS, round_to="auto"), {"filters": 0.0},
+                           alignment=alignment)
+    again = pipeline.PrunePlan.from_json(plan.to_json())
+    assert again.alignment == alignment and again.settings["round_to"] == "auto"

@@ -9,7 +9,8 @@ import pytest
 import tf_keras
 
 import pipeline
-from pipeline.pruning import selection
+from declared_inputs import narrow_model
+from pipeline.pruning import lanes, selection
 from pipeline.pruning.selection import Constraints
 
 L = tf_keras.layers
@@ -127,3 +128,77 @@ def test_the_planner_maps_counts_to_kept_indices_and_a_mask(analysis):
     assert int((~keep).sum()) == 8
     np.testing.assert_array_equal(keep, analysis.keep_mask(plan.kept(counts)))
     assert plan.filters_removed(counts) == pytest.approx(8 / 24)
+
+
+# ---------------------------------------------------------------- round_to="auto"
+
+def _chain(widths):
+    return narrow_model(widths=widths)
+
+
+def _scores(analysis, seed=1):
+    rng = np.random.default_rng(seed)
+    return {g.name: rng.uniform(0.1, 1, g.size) for g in analysis.groups}
+
+
+@pytest.fixture(scope="module")
+def mixed():
+    """Groups of 8, 24, 40, 64 and 100 channels, random scores."""
+    analysis = pipeline.analyse(_chain((8, 24, 40, 64, 100)))
+    return analysis, _scores(analysis)
+
+
+@pytest.mark.parametrize("round_to, scope, target, ratio, widths", [
+    (8, "global", "macs", 0.5, (8, 16, 32, 24, 56)),
+    (16, "global", "macs", 0.5, (8, 16, 32, 32, 48)),
+    (16, "layer", "filters", 0.4, (8, 24, 32, 32, 48)),
+    (3, "layer", "macs", 0.3, (6, 21, 33, 54, 78)),
+    (1, "global", "macs", 0.5, (6, 16, 28, 46, 69)),
+])
+def test_integer_round_to_selects_as_before_auto(mixed, round_to, scope, target, ratio, widths):
+    # Kept widths recorded from the selection before round_to="auto" existed.
+    analysis, scores = mixed
+    chosen = selection.select(analysis, scores, ratio, target, scope, Constraints(round_to=round_to))
+    assert tuple(len(chosen.kept[f"conv{i}"]) for i in range(5)) == widths
+    assert chosen.alignment is None
+
+
+def test_auto_keeps_each_group_on_the_rule_of_its_width(mixed):
+    analysis, scores = mixed
+    chosen = selection.select(analysis, scores, 0.5, "macs", "global", Constraints(round_to="auto"))
+    steps = {f"conv{i}": s for i, s in enumerate((4, 8, 16, 32, 32))}
+    assert chosen.alignment["steps"] == steps and chosen.alignment["level"] == 0
+    for group in analysis.groups:
+        kept = len(chosen.kept[group.name])
+        assert kept in lanes.ladder(group.size, steps[group.name]), (group.name, kept)
+    assert abs(chosen.removed["macs"] - 0.5) <= selection.TOLERANCE
+
+
+def test_auto_reaches_half_the_macs_of_a_small_model_where_16_cannot():
+    analysis = pipeline.analyse(_chain((8, 16, 32, 64, 32)))
+    scores = _scores(analysis)
+    with pytest.raises(pipeline.TargetError, match="closest reachable"):
+        selection.select(analysis, scores, 0.5, "macs", "global", Constraints(round_to=16))
+    chosen = selection.select(analysis, scores, 0.5, "macs", "global", Constraints(round_to="auto"))
+    assert abs(chosen.removed["macs"] - 0.5) <= selection.TOLERANCE
+    assert chosen.alignment["level"] == 0  # the rule's own steps were enough
+
+
+def test_auto_takes_finer_steps_only_when_the_rule_cannot_reach():
+    analysis = pipeline.analyse(_chain((8, 8, 8)))  # steps of 4: keep 4 or 8 of each
+    scores = _scores(analysis)
+    chosen = selection.select(analysis, scores, 0.3, "filters", "global",
+                              Constraints(round_to="auto"))
+    assert chosen.alignment["level"] >= 1
+    assert abs(chosen.removed["filters"] - 0.3) <= selection.TOLERANCE
+    with pytest.raises(pipeline.TargetError, match="closest reachable"):
+        selection.select(analysis, scores, 0.3, "filters", "global", Constraints(round_to=4))
+
+
+def test_auto_uses_given_ladders_for_their_groups(mixed):
+    analysis, scores = mixed
+    ladders = (("conv4", (25, 50, 75)),)
+    chosen = selection.select(analysis, scores, 0.5, "macs", "global",
+                              Constraints(round_to="auto", ladders=ladders))
+    assert chosen.alignment["steps"]["conv4"] == "table"
+    assert len(chosen.kept["conv4"]) in (25, 50, 75, 100)

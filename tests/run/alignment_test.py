@@ -60,3 +60,28 @@ def test_report_line_only_when_a_finer_step_was_used():
     assert alignment.line(alignment.record(16, 4)) == [
         "Alignment: prune.round_to=16 cannot reach the target on this model; channels were "
         "kept in multiples of 4 instead."]
+
+
+def test_auto_is_tried_once_and_reaches_where_16_falls_back():
+    calls = []
+    model = narrow_model()  # 8, 16 and 32 channels
+
+    def attempt(step):
+        calls.append(step)
+        return pipeline.plan_pruning(model, 0.5, round_to=step)
+
+    plan, used = alignment.reach(attempt, "auto", "macs")
+    assert calls == ["auto"] and used == "auto" and alignment.steps("auto") == ("auto",)
+    assert abs(plan.removed["macs"] - 0.5) <= 0.02
+    record = alignment.record("auto", used, plan.alignment)
+    assert record == {"asked": "auto", "used": "auto", "level": plan.alignment["level"],
+                      "steps": plan.alignment["summary"]}
+    assert alignment.line(record)[0].startswith(
+        "Alignment: prune.round_to=auto kept each layer's channels on its speed steps: ")
+
+
+def test_auto_report_line_says_when_finer_steps_were_needed():
+    record = alignment.record("auto", "auto", {"level": 2, "summary": "2 (3 groups)"})
+    assert alignment.line(record) == [
+        "Alignment: prune.round_to=auto kept each layer's channels on its speed steps: "
+        "2 (3 groups) (step: groups); steps halved 2 time(s) to reach the target."]
