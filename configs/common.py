@@ -185,7 +185,7 @@ def export(**overrides) -> ml_collections.ConfigDict:
     # See pipeline.export.variants.variant_names(); every file is verified against its Keras model.
     # A tuple, so that it can be overridden: --config.export.variants="('pruned_fp32',)".
     e.variants = ("baseline_fp32", "pruned_fp32", "pruned_int8", "pruned_2of4",
-                  "pruned_block_fc")
+                  "pruned_block_fc", "pruned_fp16", "pruned_dynamic_int8")
     e.int8_input = "uint8"  # pruned_int8's input/output type: uint8 (Task Library) or int8
     e.calibration_samples = 200  # training images calibrating pruned_int8
     # Sparsity-aware fine-tune of pruned_2of4 and pruned_block_fc (TF-MOT, on a copy).
@@ -195,8 +195,8 @@ def export(**overrides) -> ml_collections.ConfigDict:
     e.block_sparsity = 0.8  # fraction of 1x4 blocks zeroed in pruned_block_fc's Dense kernels
     # Parity of each .tflite with its Keras model on validation images.
     e.verify_examples = 256
-    e.float_rtol = 1e-4  # max |tflite - keras| / max |keras| for float variants
-    e.int8_min_agreement = 0.99  # top-1 agreement for integer variants
+    e.float_rtol = 1e-4  # max |tflite - keras| / max |keras| for float variants (pruned_fp16: 1e-2)
+    e.int8_min_agreement = 0.99  # top-1 agreement for integer variants and pruned_dynamic_int8
     # TFLite metadata (Task Library / Android Studio ML Model Binding); '' = generated.
     e.metadata = ml_collections.ConfigDict()
     e.metadata.name = ""  # '' = <model.name>_<variant>

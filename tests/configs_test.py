@@ -149,7 +149,7 @@ TODAY = {
                  "bn_recalibrate_batches": 50},
     "sensitivity": {"enabled": True, "ratios": (0.1, 0.3, 0.5, 0.7, 0.9), "max_batches": 0},
     "export": {"variants": ("baseline_fp32", "pruned_fp32", "pruned_int8", "pruned_2of4",
-                            "pruned_block_fc"),
+                            "pruned_block_fc", "pruned_fp16", "pruned_dynamic_int8"),
                "int8_input": "uint8", "calibration_samples": 200, "sparse_epochs": 1,
                "sparse_steps": 0, "sparse_lr": 1e-4, "block_sparsity": 0.8,
                "verify_examples": 256, "float_rtol": 1e-4, "int8_min_agreement": 0.99,

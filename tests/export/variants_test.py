@@ -15,7 +15,8 @@ from pipeline.export import sparse_finetune
 from pipeline.export import variants as export
 from pipeline.errors import PruningError, RegistryError
 
-VARIANTS = ("baseline_fp32", "pruned_fp32", "pruned_int8", "pruned_2of4", "pruned_block_fc")
+VARIANTS = ("baseline_fp32", "pruned_fp32", "pruned_int8", "pruned_2of4", "pruned_block_fc",
+            "pruned_fp16", "pruned_dynamic_int8")
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def setup(tiny_data, tmp_path_factory):
     return directory, labels, context, export.Checks(images)
 
 
-def test_registry_holds_the_five_variants():
+def test_registry_holds_the_seven_variants():
     assert set(VARIANTS) <= set(export.variant_names())
     assert export.get_variant("pruned_2of4").reference == "pruned_fp32"
     with pytest.raises(RegistryError, match="already registered"):
@@ -52,10 +53,22 @@ def test_each_variant_is_exported_and_verified(name, setup, tiny_classifier, tin
     assert inp["dtype"] == (np.uint8 if integer else np.float32)
     parity = record["parity"]
     assert parity["examples"] == 500
-    if integer:
-        assert parity["agreement"] >= 0.99
+    if integer or name == "pruned_dynamic_int8":
+        assert parity["agreement"] >= 0.99 and parity["criterion"] == "agreement"
+        assert name == "pruned_int8" or parity["max_rel_diff"] > 1e-4  # int8 weights moved it
+    elif name == "pruned_fp16":
+        assert 1e-5 < parity["max_rel_diff"] <= export.FP16_RTOL and parity["criterion"] == "rtol"
     else:
         assert parity["max_rel_diff"] <= 1e-4 and parity["agreement"] == 1.0
+    assert record["notes"][0].startswith({"pruned_fp16": "float16 weights",
+                                          "pruned_dynamic_int8": "dynamic-range"}.get(name, ""))
+    dtypes = {d["dtype"] for d in Interpreter(model_path=path).get_tensor_details()}
+    assert (np.float16 in dtypes) == (name == "pruned_fp16")  # the weights, as stored
+    assert (np.int8 in dtypes) == (name in ("pruned_int8", "pruned_dynamic_int8"))
+    if name == "pruned_dynamic_int8":  # judged by agreement, so an impossible bar fails it
+        with pytest.raises(verify.VerificationError, match="agrees with its Keras model on"):
+            verify.verify_parity(path, model, checks.images, name, min_agreement=1.01,
+                                 by_agreement=True)
     meta = metadata.read_metadata(path)
     assert meta["metadata"]["name"] == name
     assert meta["files"]["labels.txt"].splitlines() == list(tiny_data.class_names)
