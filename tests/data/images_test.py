@@ -32,18 +32,20 @@ def _folder(root, per_class=12, side=20, seed=0):
     return str(root)
 
 
-@pytest.mark.parametrize("channels, mode", [(3, "rgb"), (1, "grayscale")])
-def test_decoded_pixels_are_those_keras_reads_from_the_folder(tmp_path, channels, mode):
+@pytest.mark.parametrize("channels, mode, size", [(3, "rgb", 16), (1, "grayscale", 16),
+                                                 (3, "rgb", 20)])  # 20: some already 20x20
+def test_decoded_pixels_are_those_keras_reads_from_the_folder(tmp_path, channels, mode, size):
     root = _folder(tmp_path)
-    files = images.scan(root, size=16, channels=channels)
+    files = images.scan(root, size=size, channels=channels)
     keras = tf_keras.utils.image_dataset_from_directory(
-        root, label_mode="int", color_mode=mode, image_size=(16, 16), shuffle=False,
+        root, label_mode="int", color_mode=mode, image_size=(size, size), shuffle=False,
         batch_size=64)
     (expected, labels), = [(x.numpy(), y.numpy()) for x, y in keras]
     np.testing.assert_array_equal(files.load(), np.clip(np.round(expected), 0, 255))
     np.testing.assert_array_equal(files.labels, labels)
     assert files.class_names == tuple(keras.class_names) == ("cat", "dog")
-    assert files.shape == (24, 16, 16, channels) and files.nbytes == 24 * 16 * 16 * channels
+    assert files.shape == (24, size, size, channels)
+    assert files.nbytes == 24 * size * size * channels
 
 
 def test_listing_indexes_like_the_array_it_stands_for(tmp_path):
