@@ -103,7 +103,9 @@ def pattern_folder(root, classes=4, per_class=24, size=64) -> str:
     """``root/class_<i>/*.png``: RGB images whose class sets the stripe direction and hue.
 
     Class ``i`` draws stripes at angle ``i * 180 / classes`` degrees in its own
-    colour over noise, so even a few epochs of a small net beat chance.
+    colour over noise, so even a few epochs of a small net beat chance. Like most
+    photographs, each image holds black and white pixels (a corner each), which the
+    int8 variant's calibration needs to reach an input scale of exactly 1/255.
     """
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
@@ -118,6 +120,61 @@ def pattern_folder(root, classes=4, per_class=24, size=64) -> str:
             stripes = (wave > 0)[..., None] * colour
             noise = rng.integers(0, 64, (size, size, 3))
             pixels = np.clip(stripes * 0.75 + noise, 0, 255).astype(np.uint8)
+            pixels[:2, :2], pixels[-2:, -2:] = 0, 255
             with open(os.path.join(folder, f"{i}.png"), "wb") as f:
                 f.write(tf.io.encode_png(tf.constant(pixels)).numpy())
     return str(root)
+
+
+def folder_arrays(folder, size, channels):
+    """The folder's images (0-255 floats, resized, gray if ``channels`` is 1) and labels."""
+    images, labels = [], []
+    for c, name in enumerate(sorted(os.listdir(folder))):
+        for file in sorted(os.listdir(os.path.join(folder, name))):
+            pixels = tf.io.decode_png(tf.io.read_file(os.path.join(folder, name, file)))
+            pixels = tf.image.resize(pixels, (size, size))
+            if channels == 1:
+                pixels = tf.image.rgb_to_grayscale(pixels)
+            images.append(pixels.numpy())
+            labels.append(c)
+    return np.stack(images), np.array(labels)
+
+
+def author_trains(model, folder, scale=(0.0, 1.0), losses=None):
+    """An epoch of Adam on the folder, as the model's author trained before saving."""
+    size, channels = model.input_shape[1], model.input_shape[3]
+    x, y = folder_arrays(folder, size, channels)
+    low, high = scale
+    x = low + x / 255.0 * (high - low)
+    if losses is None:
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    else:  # MTCNN: the face head on labels, bbox and landmarks on (here) zero targets
+        model.compile("adam", losses)
+        targets = [np.zeros((len(y), 4)), np.zeros((len(y), 10)), y]
+        model.fit(x, targets, batch_size=16, epochs=1, verbose=0)
+    return model
+
+
+def make_all(root) -> dict:
+    """Image folders of 2, 4 and 7 classes and the four models, trained an epoch and saved
+    as their authors saved them; returns their paths."""
+    root = str(root)
+    folders = {n: pattern_folder(os.path.join(root, f"images{n}"), classes=n) for n in (2, 4, 7)}
+    files = {"xception": os.path.join(root, "fer2013_mini_XCEPTION.hdf5"),
+             "onet": os.path.join(root, "onet.h5"),
+             "mobilenet": os.path.join(root, "mobilenet_v2_035.keras"),
+             "sequential": os.path.join(root, "cnn.h5")}
+    author_trains(mini_xception(classes=7), folders[7]).save(files["xception"])  # Keras 2: HDF5
+    author_trains(mtcnn_onet(classes=2), folders[2],
+                  losses=["mse", "mse", "sparse_categorical_crossentropy"]).save(files["onet"])
+    author_trains(mobilenet_v2(classes=4), folders[4]).save(files["mobilenet"])
+    author_trains(old_sequential(classes=4), folders[4], scale=(-1.0, 1.0)).save(
+        files["sequential"], save_format="h5")
+    return dict(files, folders={str(n): f for n, f in folders.items()})
+
+
+if __name__ == "__main__":  # run with TF_ENABLE_ONEDNN_OPTS=0 (see the integration test)
+    import json
+    import sys
+    print(json.dumps(make_all(sys.argv[1])))
