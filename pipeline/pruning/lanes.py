@@ -63,13 +63,14 @@ def auto_step(size: int, level: int = 0) -> int:
     return max(step >> level, 1)
 
 
-def ladder(size: int, step: int) -> tuple[int, ...]:
+def ladder(size: int, step: int, auto: bool = True) -> tuple[int, ...]:
     """Widths a group of ``size`` may keep at ``step``: its multiples below ``size``, and ``size``.
 
-    A step of :data:`WIDE` also allows ``WIDE // 2`` (measured faster than 32).
+    With ``auto``, a step of :data:`WIDE` also allows ``WIDE // 2`` (measured
+    faster than 32); an integer ``round_to`` (``auto=False``) keeps multiples only.
     """
     widths = set(range(step, size, step)) | {size}
-    if step == WIDE and size > WIDE // 2:
+    if auto and step == WIDE and size > WIDE // 2:
         widths.add(WIDE // 2)
     return tuple(sorted(widths))
 

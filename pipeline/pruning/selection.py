@@ -219,7 +219,7 @@ class _Planner:
         round_to = self.constraints.round_to
         if round_to != lanes.AUTO:
             step = int(round_to)
-            return {}, [None if step == 1 else np.asarray(lanes.ladder(g.size, step))
+            return {}, [None if step == 1 else np.asarray(lanes.ladder(g.size, step, auto=False))
                         for g in self.groups]
         tabled = dict(self.constraints.ladders) if self.level == 0 else {}
         steps, ladders = {}, []

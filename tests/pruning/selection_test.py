@@ -154,6 +154,7 @@ def mixed():
     (16, "layer", "filters", 0.4, (8, 24, 32, 32, 48)),
     (3, "layer", "macs", 0.3, (6, 21, 33, 54, 78)),
     (1, "global", "macs", 0.5, (6, 16, 28, 46, 69)),
+    (32, "layer", "macs", 0.3, (8, 24, 32, 32, 64)),  # no 16 for 32: that is auto's alone
 ])
 def test_integer_round_to_selects_as_before_auto(mixed, round_to, scope, target, ratio, widths):
     # Kept widths recorded from the selection before round_to="auto" existed.
