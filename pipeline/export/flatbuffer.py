@@ -8,7 +8,8 @@ rebuilds each weight tensor as a dense numpy array. Weights stored sparse by
 order, an optional block map and per-level DENSE / SPARSE_CSR metadata) are
 densified with the algorithm of TFLite's ``FormatConverter::SparseToDense``.
 A conv's sparse constant reaches the conv through a ``DENSIFY`` op; a sparse
-FULLY_CONNECTED reads it directly.
+FULLY_CONNECTED reads it directly; float16 weights (``pruned_fp16``) go
+through a ``DEQUANTIZE`` op, and the kernel returned is the float16 constant.
 
 Example:
   >>> for kernel in read_kernels("work/tflite/pruned_2of4.tflite"):
@@ -26,6 +27,9 @@ from pipeline.errors import PruningError
 _OPS = {schema.BuiltinOperator.CONV_2D: "CONV_2D",
         schema.BuiltinOperator.FULLY_CONNECTED: "FULLY_CONNECTED",
         schema.BuiltinOperator.DEPTHWISE_CONV_2D: "DEPTHWISE_CONV_2D"}
+# Ops between a stored constant and the op that reads it: DENSIFY (a sparse constant),
+# DEQUANTIZE (float16 weights, which the CPU turns into float32 once at load).
+_WEIGHT_STEPS = (schema.BuiltinOperator.DENSIFY, schema.BuiltinOperator.DEQUANTIZE)
 _DTYPES = {schema.TensorType.FLOAT32: np.float32, schema.TensorType.FLOAT16: np.float16,
            schema.TensorType.INT8: np.int8, schema.TensorType.UINT8: np.uint8,
            schema.TensorType.INT32: np.int32}
@@ -71,8 +75,9 @@ def read_kernels(path: str) -> list[Kernel]:
                 continue
             index = int(op.inputs[1])
             source = producer.get(index)
-            if source is not None and codes[source.opcodeIndex] == schema.BuiltinOperator.DENSIFY:
+            while source is not None and codes[source.opcodeIndex] in _WEIGHT_STEPS:
                 index = int(source.inputs[0])
+                source = producer.get(index)
             tensor = graph.tensors[index]
             kernels.append(Kernel(_OPS[code], _name(tensor), _dense(model, tensor, path),
                                   _format(tensor)))
