@@ -93,7 +93,8 @@ def run_pipeline(config, workdir: str, restart: bool = False) -> dict:
                                deterministic=deterministic, cluster=cluster, loaded=loaded)
         # The scan trains nothing and feeds only the chief's report.
         curves = (stages.sensitivity(config.sensitivity, config.prune, base, data, store,
-                                     seed=seed) if cluster.is_chief else None)
+                                     seed=seed, output=config.model.get("output", ""))
+                  if cluster.is_chief else None)
         pruning = stages.prune_and_finetune(config.prune, config.finetune, base, data, store,
                                             seed=seed, deterministic=deterministic,
                                             cluster=cluster)

@@ -107,7 +107,7 @@ class FitResult:
 
 def fit(model, datasets, recipe: Recipe, directory: str, *,
         cluster: distribute.Cluster | None = None, teacher=None, temperature: float = 4.0,
-        alpha: float = 0.5, verbose: int = 2) -> FitResult:
+        alpha: float = 0.5, verbose: int = 2, output: str = "") -> FitResult:
     """Trains ``model`` in place on ``datasets.train``, validating on ``datasets.val``.
 
     Args:
@@ -123,6 +123,8 @@ def fit(model, datasets, recipe: Recipe, directory: str, *,
       temperature: distillation temperature.
       alpha: weight of the distillation term (0: labels only, 1: teacher only).
       verbose: Keras ``fit`` verbosity.
+      output: a multi-head model's classifier output by layer name ('' = automatic, see
+        :func:`pipeline.training.heads.classifier_output`).
 
     Returns:
       A :class:`FitResult`; ``result.model`` is ``model``, trained.
@@ -147,11 +149,12 @@ def fit(model, datasets, recipe: Recipe, directory: str, *,
     with cluster.scope():
         trainee = student
         if len(model.outputs) > 1:
-            trainee = _heads_trainer(student, teacher, datasets.num_classes, cluster)
+            trainee = _heads_trainer(student, teacher, datasets.num_classes, cluster, output)
         elif teacher is not None:
             trainee = Distiller(student, cluster.replicate(teacher), temperature, alpha)
-        compile_model(trainee, recipe, datasets.steps_per_epoch,
-                      probabilities=_probabilities(model, datasets.num_classes))
+        multi = isinstance(trainee, heads.HeadsTrainer)
+        compile_model(trainee, recipe, datasets.steps_per_epoch, probabilities=(
+            trainee.probabilities if multi else outputs_probabilities(model)))
     has_val = datasets.sizes.get("val", 0) > 0
     logs = cluster.write_dir(directory)
     callbacks = [
@@ -184,23 +187,15 @@ def fit(model, datasets, recipe: Recipe, directory: str, *,
                      reestimated.batches)
 
 
-def _heads_trainer(student, teacher, num_classes: int, cluster):
+def _heads_trainer(student, teacher, num_classes: int, cluster, output: str = ""):
     """The :class:`heads.HeadsTrainer` of a multi-head ``student`` against ``teacher``."""
     if teacher is None:
         raise heads.HeadError(
             f"'{student.name}' has {len(student.outputs)} outputs; fine-tuning a multi-head "
             "model holds its other heads to its unpruned original: pass teacher=<that model>")
-    index = heads.classifier_output(student, num_classes, where=f"'{student.name}'")
+    index = heads.classifier_output(student, num_classes, output, where=f"'{student.name}'")
     probabilities = heads.ends_in_softmax(heads.output_layer(student, index))
     return heads.HeadsTrainer(student, cluster.replicate(teacher), index, probabilities)
-
-
-def _probabilities(model, num_classes: int | None) -> bool:
-    """Whether ``model``'s classifier output (see :mod:`heads`) is a softmax."""
-    if len(model.outputs) <= 1:
-        return outputs_probabilities(model)
-    index = heads.classifier_output(model, num_classes, where=f"'{model.name}'")
-    return heads.ends_in_softmax(heads.output_layer(model, index))
 
 
 @functools.cache

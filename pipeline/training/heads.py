@@ -91,7 +91,7 @@ def classifier_output(model, num_classes: int | None, name: str = "",
 
 
 def classifier_view(model, index: int):
-    """A model of ``model``'s layers and weights with only output ``index`` (``model`` if single)."""
+    """``model``'s layers and weights with only output ``index`` (``model`` itself if single)."""
     if len(model.outputs) == 1:
         return model
     return tf_keras.Model(model.inputs, model.outputs[index], name=f"{model.name}_classifier")

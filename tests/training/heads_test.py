@@ -96,3 +96,21 @@ def test_a_multi_head_model_without_teacher_says_so(tmp_path):
     with pytest.raises(heads.HeadError, match="has 3 outputs; fine-tuning a multi-head model "
                        "holds its other heads to its unpruned original"):
         train.fit(mtcnn_onet(), _data(), train.Recipe(epochs=1), str(tmp_path), verbose=0)
+
+
+def test_an_ambiguous_model_fine_tunes_once_its_output_is_named(tmp_path):
+    model = _two_heads(softmax_a=True, softmax_b=True)  # two 3-way softmaxes
+    teacher = tf_keras.models.clone_model(model)
+    rng = np.random.default_rng(0)
+    ds = tf.data.Dataset.from_tensor_slices(
+        (rng.random((16, 8, 8, 3), np.float32), rng.integers(0, 3, 16))).batch(8).repeat()
+
+    class Data:
+        train, val = ds, ds.take(1)
+        steps_per_epoch, num_classes, sizes = 2, 3, {"train": 16, "val": 8}
+    with pytest.raises(heads.HeadError, match="and 2 of them is a 3-class classifier"):
+        train.fit(model, Data, train.Recipe(epochs=1), str(tmp_path), teacher=teacher,
+                  verbose=0)
+    result = train.fit(model, Data, train.Recipe(epochs=1), str(tmp_path / "named"),
+                       teacher=teacher, verbose=0, output="b")
+    assert result.epochs == 1 and "heads_loss" in result.history

@@ -18,7 +18,7 @@ from pipeline.training.distribute import Cluster
 
 def finetune(section, pruned: PrunedModel, base: ModelResult, data: Data, store: Store, *,
              seed: int, deterministic: bool = False, cluster: Cluster | None = None,
-             step: tuple[int, int] = (1, 1)) -> ModelResult:
+             step: tuple[int, int] = (1, 1), output: str = "") -> ModelResult:
     """Fine-tunes ``pruned`` per ``config.finetune``; saves ``pruned.keras``.
 
     Args:
@@ -32,6 +32,7 @@ def finetune(section, pruned: PrunedModel, base: ModelResult, data: Data, store:
       deterministic: ``config.deterministic`` (part of the key).
       cluster: what training runs under (None: this process alone).
       step: ``(i, k)``: step ``i`` of ``k`` writes ``steps/pruned_<i>.keras`` when ``k > 1``.
+      output: ``model.output``, a multi-head model's classifier ('' = automatic).
 
     Returns:
       The fine-tuned model's :class:`ModelResult`.
@@ -40,7 +41,7 @@ def finetune(section, pruned: PrunedModel, base: ModelResult, data: Data, store:
     name = "pruned.keras" if k == 1 else f"steps/pruned_{i}.keras"
     tag = "[finetune]" if k == 1 else f"[finetune {i}/{k}]"
     f = section
-    key = fingerprint("finetune", pruned.key, f, deterministic)
+    key = fingerprint("finetune", pruned.key, f, deterministic, *([output] if output else []))
 
     def compute():
         tf_keras.utils.set_random_seed(seed + i)
@@ -50,7 +51,7 @@ def finetune(section, pruned: PrunedModel, base: ModelResult, data: Data, store:
         fitted = train.fit(pruned.model, data.datasets, train.Recipe.from_config(f),
                            store.scratch("finetune" if k == 1 else f"finetune_{i}", key),
                            cluster=cluster, teacher=_teacher(f, pruned.model, base.model),
-                           temperature=f.temperature, alpha=f.alpha)
+                           temperature=f.temperature, alpha=f.alpha, output=output)
         if fitted.bn_batches:
             print(f"{tag} BatchNorm statistics re-estimated on {fitted.bn_batches} "
                   "training batches")

@@ -12,7 +12,7 @@ NAME = "sensitivity.json"
 
 
 def sensitivity(section, prune_section, base: ModelResult, data: Data, store: Store, *,
-                seed: int) -> dict | None:
+                seed: int, output: str = "") -> dict | None:
     """Validation accuracy with each group narrowed alone, no fine-tuning.
 
     Args:
@@ -23,6 +23,8 @@ def sensitivity(section, prune_section, base: ModelResult, data: Data, store: St
       data: the data stage's output (the scan reads the validation split).
       store: the workdir.
       seed: for the ``random`` criterion.
+      output: ``model.output``: a multi-head model is scanned through this classifier
+        output ('' = automatic, see :mod:`pipeline.training.heads`).
 
     Returns:
       The curves as a dict (see :class:`pipeline.pruning.sensitivity.Curves`), or None
@@ -35,14 +37,14 @@ def sensitivity(section, prune_section, base: ModelResult, data: Data, store: St
         print("[sensitivity] skipped: no validation split (config.data.val_split=0)")
         return None
     key = fingerprint("sensitivity", base.key, data.key, s, p.criterion, p.ignore,
-                      p.min_filters, seed)
+                      p.min_filters, seed, *([output] if output else []))
 
     def compute():
         print(f"[sensitivity] {p.criterion}: validation accuracy with each group narrowed by "
               f"{', '.join(f'{r:.0%}' for r in s.ratios)}, no fine-tuning")
         # A multi-head model is scanned through its classifier head, whose accuracy it reads.
         model = heads.classifier_view(base.model, heads.classifier_output(
-            base.model, data.datasets.num_classes, where=base.path))
+            base.model, data.datasets.num_classes, output, where=base.path))
         curves = sensitivity_scan.scan(
             model, data.datasets.val, tuple(s.ratios), criterion=p.criterion,
             ignore=tuple(p.ignore), min_filters=p.min_filters, max_batches=s.max_batches,
