@@ -100,7 +100,7 @@ def run_pipeline(config, workdir: str, restart: bool = False) -> dict:
                                             cluster=cluster)
         exported = stages.export_variants(
             config.export, {"baseline": base, "pruned": pruning.tuned}, data, store,
-            model_name=config.model.name, data_name=config.data.name, seed=seed,
+            model_name=model_name(config.model), data_name=config.data.name, seed=seed,
             cluster=cluster)
     if not cluster.is_chief:  # what follows trains nothing, and only the chief reports
         worker_store.finish(cluster, store)
@@ -108,6 +108,13 @@ def run_pipeline(config, workdir: str, restart: bool = False) -> dict:
     evaluations = stages.evaluate(config.evaluate, exported, data, store)
     return stages.write_report(config.to_dict(), base, pruning, exported, evaluations, store,
                                sensitivity=curves, distribution=cluster.record())
+
+
+def model_name(model_section) -> str:
+    """What the TFLite metadata calls the model: ``model.path``'s file name without its
+    extension (``fer2013_mini_XCEPTION``), else ``model.name``."""
+    path = str(model_section.path).rstrip("/\\")
+    return os.path.splitext(os.path.basename(path))[0] if path else model_section.name
 
 
 def main(argv):
