@@ -81,7 +81,6 @@ def test_mini_xception_hdf5(files, tmp_path):
     assert [n for n, v in variants.items() if v["status"] != "ok"] == ["pruned_block_fc"]
     # No Dense layer: the 1x4 block-sparse FC variant has nothing to sparsify.
     assert "no layer is eligible" in variants["pruned_block_fc"]["reason"]
-    assert report["pruned"]["round_to"]["used"] < 16  # 8-16 channel layers: a finer step
     # One fine-tuning epoch on 17 batches: 53-65% here against 14% chance.
     assert variants["pruned_fp32"]["accuracy"] > 0.3
 
