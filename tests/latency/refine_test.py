@@ -159,7 +159,7 @@ def test_latency_target_rejects_layer_scope_and_stray_settings():
     with pytest.raises(pipeline.TargetError, match="scope='layer'"):
         pipeline.prune(model, 0.5, target="latency", scope="layer")
     with pytest.raises(pipeline.TargetError, match="need target='latency'"):
-        pipeline.prune(model, 0.5, target="macs", latency=pipeline.LatencyConfig())
+        pipeline.prune(model, 0.5, target="macs", round_to=8, latency=pipeline.LatencyConfig())
     with pytest.raises(pipeline.TargetError, match="tolerance"):
         pipeline.LatencyConfig(tolerance=0)
 

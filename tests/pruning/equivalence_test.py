@@ -275,8 +275,9 @@ def run_case(case, scope, criterion, seed=1):
     ratio = sum(len(i) for i in dead.values()) / total
     x = rng.normal(size=(3,) + tuple(model.input_shape[1:])).astype("float32")
     data = [(x, rng.integers(0, model.output_shape[-1], 3))]
+    # round_to=1: exactly the channels ranked lowest go (the default "auto" rounds widths).
     result = pipeline.prune(model, ratio, target="filters", scope=scope, criterion=criterion,
-                            data=data)
+                            round_to=1, data=data)
     for name, idx in dead.items():
         kept = result.plan.kept()[name]
         expected = np.setdiff1d(np.arange(analysis.group(name).size), idx)
