@@ -7,7 +7,9 @@ README's defaults: the default prune target (50% of MACs) and the default
 variant list. What is shrunk leaves the code paths the same: a few dozen images
 per class, batches of 16, one fine-tuning epoch, one sensitivity ratio, one
 latency thread count. Each run exits 0 and every default variant is written
-(and verified) or explained in ``report.json`` with a reason.
+(and verified) or explained in ``report.json`` with a reason; the exception is
+MobileNetV2's ``pruned_int8``, whose parity check may refuse a genuinely
+distorted int8 file (status 3, one stderr line; see its test).
 
 The multi-head MTCNN O-Net prunes and fine-tunes with every head kept (the face
 classifier on the labels, the bbox and landmark heads held to the unpruned
@@ -57,8 +59,11 @@ def run(workdir, model, folder, *overrides):
     return done
 
 
-def check_every_default_variant(workdir, done):
-    assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-3000:])
+def check_every_default_variant(workdir, done, may_fail=()):
+    """Status 0 (3 if a variant of ``may_fail`` failed): each default variant written or
+    explained, with its reason."""
+    assert done.returncode in ((0, 3) if may_fail else (0,)), (done.stdout[-2000:],
+                                                                  done.stderr[-3000:])
     report = json.loads((workdir / "report.json").read_text())
     assert report["config"]["export"]["variants"] == DEFAULT_VARIANTS
     assert abs(report["pruned"]["removed"]["macs"] - 0.5) <= 0.03
@@ -68,8 +73,10 @@ def check_every_default_variant(workdir, done):
         if v["status"] == "ok":
             assert (workdir / v["tflite"]).stat().st_size > 0, name
             assert 0 <= v["accuracy"] <= 1, name
-        else:  # explained: not applicable, with the reason
-            assert v["status"] == "not_applicable" and v["reason"], (name, v)
+        else:  # explained: not applicable (or an allowed failure), with the reason
+            assert v["status"] == "not_applicable" or (
+                v["status"] == "failed" and name in may_fail), (name, v)
+            assert v["reason"], (name, v)
             assert not (workdir / "tflite" / f"{name}.tflite").exists()
     return report, variants
 
@@ -87,9 +94,22 @@ def test_mini_xception_hdf5(files, tmp_path):
 
 @pytest.mark.slow
 def test_mobilenet_v2_keras(files, tmp_path):
+    """Every variant but pruned_int8 is written. Post-training int8 of this pruned,
+    barely trained MobileNetV2 agreed with Keras on 72% of the folder's 96 images here
+    (flips up to 0.14 apart in probability, 36 output steps: quantization, not near-ties),
+    so its parity check may refuse it; the run then finishes with status 3 and says why."""
     done = run(tmp_path, files["mobilenet"], files["folders"]["4"])
-    report, variants = check_every_default_variant(tmp_path, done)
-    assert all(v["status"] == "ok" for n, v in variants.items() if n != "pruned_block_fc")
+    report, variants = check_every_default_variant(tmp_path, done, may_fail=("pruned_int8",))
+    failed = [n for n, v in variants.items() if v["status"] == "failed"]
+    assert done.returncode == (3 if failed else 0)
+    if failed:
+        lines = [l for l in done.stderr.splitlines() if l.startswith("prune-pipeline:")]
+        assert len(lines) == 1 and lines[0].startswith(
+            "prune-pipeline: variant failed: pruned_int8: variant 'pruned_int8': "), lines
+        assert "agrees with its Keras model" in variants["pruned_int8"]["reason"]
+    assert all(v["status"] == "ok" for n, v in variants.items()
+               if n not in ("pruned_block_fc", "pruned_int8"))
+    assert variants["pruned_block_fc"]["status"] == "not_applicable"  # no Dense but the classifier
 
 
 @pytest.mark.slow
