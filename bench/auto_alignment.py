@@ -12,8 +12,10 @@ loaded together and run round-robin, the starting file rotating between
 two paired ratios per variant, dense / variant of the p50 and of the fastest
 run (on a machine shared with other jobs the p50 carries their load; the
 fastest run is the time without interference, as
-:mod:`pipeline.latency.measure` argues); the table shows the median and the
-min-max over repeats. The ``.tflite`` files are kept in ``--outdir`` and
+:mod:`pipeline.latency.measure` argues) and, at 1 thread, of the median
+thread CPU time (XNNPACK runs a 1-thread model in the calling thread, so
+this leaves out the time other jobs held the CPU); the table shows the
+median and the min-max over repeats. The ``.tflite`` files are kept in ``--outdir`` and
 reused, so a second invocation re-times the same files (run-to-run spread).
 
 It also prints, without timing, whether a small model of 8-64 channels
@@ -26,6 +28,7 @@ Usage:
 import json
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -119,9 +122,27 @@ def reachability() -> dict:
     return out
 
 
+def interleaved(sessions, min_runs: int, min_secs: float):
+    """:func:`pipeline.litert.timing.time_interleaved`'s rounds, also timing this thread's CPU."""
+    wall, cpu = [[] for _ in sessions], [[] for _ in sessions]
+    start = time.perf_counter()
+    while len(wall[0]) < min_runs or time.perf_counter() - start < min_secs * len(sessions):
+        for session, w, c in zip(sessions, wall, cpu):
+            before = time.thread_time_ns()
+            w.append(session.run_ms())
+            c.append((time.thread_time_ns() - before) / 1e6)
+    return wall, cpu
+
+
 def paired(paths: list[str], threads: int, repeats: int, config) -> dict:
-    """Per file: p50 and fastest ms per repeat, and the paired ratios to the first file."""
-    runs = {p: {"p50_ms": [], "min_ms": []} for p in paths}
+    """Per file and repeat: p50 and fastest wall ms, p50 thread-CPU ms (1 thread); paired ratios.
+
+    With one thread, XNNPACK runs in the calling thread, so its CPU time is the
+    inference without the time other jobs held the CPU (cache and memory
+    sharing with them still count); with two, only wall time is latency.
+    """
+    stats = ("p50_ms", "min_ms") + (("cpu_p50_ms",) if threads == 1 else ())
+    runs = {p: {s: [] for s in stats} for p in paths}
     for repeat in range(repeats):
         order = [paths[(repeat + i) % len(paths)] for i in range(len(paths))]
         with profile.placement(threads, config.pin_single_thread):
@@ -129,13 +150,15 @@ def paired(paths: list[str], threads: int, repeats: int, config) -> dict:
                         for p in order]
             for session in sessions:
                 session.warm_up(config.warmup_runs)
-            times = profile.time_interleaved(sessions, config.min_runs, config.min_secs)
-        for path, t in zip(order, times):
+            wall, cpu = interleaved(sessions, config.min_runs, config.min_secs)
+        for path, t, c in zip(order, wall, cpu):
             runs[path]["p50_ms"].append(float(np.median(t)))
             runs[path]["min_ms"].append(float(np.min(t)))
+            if threads == 1:
+                runs[path]["cpu_p50_ms"].append(float(np.median(c)))
     base = runs[paths[0]]
     for path in paths:
-        for stat in ("p50_ms", "min_ms"):
+        for stat in stats:
             ratios = np.asarray(base[stat]) / np.asarray(runs[path][stat])
             runs[path][stat.replace("_ms", "_speedup")] = [float(np.median(ratios)),
                                                           float(ratios.min()), float(ratios.max())]
@@ -143,13 +166,15 @@ def paired(paths: list[str], threads: int, repeats: int, config) -> dict:
 
 
 def table(name: str, threads: int, runs: dict) -> str:
-    rows = [f"| {name} | variant | {threads}T p50 ms | speed-up (p50) | fastest ms | "
-            "speed-up (fastest) |", "|---|---|---|---|---|---|"]
+    stats = [s for s in ("p50_ms", "min_ms", "cpu_p50_ms") if s in next(iter(runs.values()))]
+    head = " | ".join(f"{threads}T {s[:-3]} ms | speed-up ({s[:-3]})" for s in stats)
+    rows = [f"| model | variant | {head} |", "|---|---|" + "---|---|" * len(stats)]
     for path, r in runs.items():
-        p, f = r["p50_speedup"], r["min_speedup"]
-        rows.append(f"| {name} | {os.path.basename(path)[:-7]} | {np.median(r['p50_ms']):.2f} | "
-                    f"{p[0]:.2f}x ({p[1]:.2f}-{p[2]:.2f}) | {np.median(r['min_ms']):.2f} | "
-                    f"{f[0]:.2f}x ({f[1]:.2f}-{f[2]:.2f}) |")
+        cells = []
+        for s in stats:
+            x = r[s.replace("_ms", "_speedup")]
+            cells += [f"{np.median(r[s]):.2f}", f"{x[0]:.2f}x ({x[1]:.2f}-{x[2]:.2f})"]
+        rows.append(f"| {name} | {os.path.basename(path)[:-7]} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
