@@ -34,8 +34,9 @@ def plan_pruning(model, config: PruneConfig | float | None = None, *, data=None,
     models are still built and timed (that is how the budget is checked).
 
     Returns:
-      The :class:`PrunePlan`; ``plan.settings == config.to_dict()``, and
-      ``print(plan.summary_table())`` shows it.
+      The :class:`PrunePlan`; ``plan.settings == config.to_dict()``,
+      ``plan.alignment`` says what ``round_to="auto"`` resolved to per group,
+      and ``print(plan.summary_table())`` shows it.
     """
     config = PruneConfig.of(config, **keywords)
     analysis = analyse(model, config.ignore)
