@@ -95,9 +95,9 @@ def run_pipeline(config, workdir: str, restart: bool = False) -> dict:
         curves = (stages.sensitivity(config.sensitivity, config.prune, base, data, store,
                                      seed=seed, output=config.model.get("output", ""))
                   if cluster.is_chief else None)
-        pruning = stages.prune_and_finetune(config.prune, config.finetune, base, data, store,
-                                            seed=seed, deterministic=deterministic,
-                                            cluster=cluster)
+        pruning = stages.prune_and_finetune(
+            config.prune, config.finetune, base, data, store, seed=seed,
+            deterministic=deterministic, cluster=cluster, output=config.model.get("output", ""))
         exported = stages.export_variants(
             config.export, {"baseline": base, "pruned": pruning.tuned}, data, store,
             model_name=model_name(config.model), data_name=config.data.name, seed=seed,

@@ -249,14 +249,15 @@ def _smoothed_loss(smoothing: float, probabilities: bool):
     return loss
 
 
-def evaluate(model, dataset, num_classes: int | None = None) -> dict:
+def evaluate(model, dataset, num_classes: int | None = None, output: str = "") -> dict:
     """``{"accuracy": ..., "loss": ...}`` of a compiled ``model`` on ``dataset``.
 
     A multi-head model is measured on its classifier head (:func:`heads.classifier_output`
-    with ``num_classes``; None: the single softmax output).
+    with ``num_classes`` and ``output``, the head's layer name; None and '': the single
+    softmax output).
     """
     if len(model.outputs) > 1:
-        index = heads.classifier_output(model, num_classes, where=f"'{model.name}'")
+        index = heads.classifier_output(model, num_classes, output, where=f"'{model.name}'")
         view = heads.classifier_view(model, index)
         compile_model(view, Recipe(), 1)
         model = view

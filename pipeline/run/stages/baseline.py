@@ -57,8 +57,8 @@ def baseline(model_section, train_section, data: Data, store: Store, *, seed: in
         else:
             model, origin = _train(model_section, train_section, data,
                                    store.scratch("baseline", key), cluster)
-        record = ModelRecord(**measure(model, data.datasets), seconds=time.time() - start,
-                             **origin)
+        record = ModelRecord(**measure(model, data.datasets, model_section.get("output", "")),
+                             seconds=time.time() - start, **origin)
         return model, record
 
     made = store.cached(NAME, key, compute, ModelRecord, save=store.save_model,

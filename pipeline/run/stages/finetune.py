@@ -55,7 +55,7 @@ def finetune(section, pruned: PrunedModel, base: ModelResult, data: Data, store:
         if fitted.bn_batches:
             print(f"{tag} BatchNorm statistics re-estimated on {fitted.bn_batches} "
                   "training batches")
-        record = ModelRecord(**measure(pruned.model, data.datasets), history=fitted.history,
+        record = ModelRecord(**measure(pruned.model, data.datasets, output), history=fitted.history,
                              epochs=fitted.epochs, seconds=time.time() - start,
                              bn_batches=fitted.bn_batches)
         return pruned.model, record

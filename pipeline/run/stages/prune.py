@@ -29,7 +29,7 @@ PLAN, FINAL = "plan.json", "pruned.keras"
 
 def prune_and_finetune(prune_section, finetune_section, base: ModelResult, data: Data,
                        store: Store, *, seed: int, deterministic: bool = False,
-                       cluster: Cluster | None = None) -> Pruning:
+                       cluster: Cluster | None = None, output: str = "") -> Pruning:
     """Prunes and fine-tunes in ``finetune.iterations`` steps.
 
     The schedule: with overall ratio ``R = prune.ratio`` of the target (MACs
@@ -60,6 +60,7 @@ def prune_and_finetune(prune_section, finetune_section, base: ModelResult, data:
       seed: the run's seed.
       deterministic: ``config.deterministic``.
       cluster: what the fine-tunes run under (None: this process alone).
+      output: ``model.output``, a multi-head model's classifier ('' = automatic).
 
     Returns:
       The :class:`Pruning`: the last step's model before fine-tuning, the
@@ -72,9 +73,10 @@ def prune_and_finetune(prune_section, finetune_section, base: ModelResult, data:
     for i in range(1, k + 1):
         ratio = compose.step_ratio(full, current.model, p.ratio, i, k, p.target, p.ignore)
         pruned = prune(p, current, data, store, seed=seed, ratio=ratio, step=(i, k),
-                       bn_batches=finetune_section.bn_recalibrate_batches)
+                       bn_batches=finetune_section.bn_recalibrate_batches, output=output)
         current = finetune(finetune_section, pruned, base, data, store, seed=seed,
-                           deterministic=deterministic, cluster=cluster, step=(i, k))
+                           deterministic=deterministic, cluster=cluster, step=(i, k),
+                           output=output)
         plans.append(pruned.plan)
         steps.append(Step(step=i, ratio=ratio, plan=pruned.record.plan, keras=current.path,
                           macs=current.record.macs,
@@ -93,7 +95,8 @@ def prune_and_finetune(prune_section, finetune_section, base: ModelResult, data:
 
 
 def prune(section, source: ModelResult, data: Data, store: Store, *, seed: int,
-          ratio: float, step: tuple[int, int] = (1, 1), bn_batches: int = 0) -> PrunedModel:
+          ratio: float, step: tuple[int, int] = (1, 1), bn_batches: int = 0,
+          output: str = "") -> PrunedModel:
     """Prunes ``source`` per ``config.prune`` by ``ratio``; writes the model and its plan.
 
     Args:
@@ -106,6 +109,7 @@ def prune(section, source: ModelResult, data: Data, store: Store, *, seed: int,
       step: ``(i, k)``: step ``i`` of ``k`` (see :func:`prune_and_finetune` for the names).
       bn_batches: ``finetune.bn_recalibrate_batches``: re-estimate the pruned model's
         BatchNorm statistics on this many training batches before measuring it (0: no).
+      output: ``model.output``, the classifier head measured ('' = automatic).
 
     Returns:
       The :class:`PrunedModel`, before fine-tuning.
@@ -121,7 +125,9 @@ def prune(section, source: ModelResult, data: Data, store: Store, *, seed: int,
     name, plan_name = ("pruned_initial.keras", PLAN) if k == 1 else (
         f"steps/pruned_initial_{i}.keras", f"steps/plan_{i}.json")
     tag = "[prune]" if k == 1 else f"[prune {i}/{k}]"
-    key = fingerprint("prune", source.key, section, seed, step, ratio, bn_batches)
+    # model.output only when set, so that single-head runs keep their keys.
+    key = fingerprint("prune", source.key, section, seed, step, ratio, bn_batches,
+                      *([output] if output else []))
     config = prune_settings.prune_config(section, seed, store.path("latency_tables"),
                                          ratio=ratio)
 
@@ -147,7 +153,7 @@ def prune(section, source: ModelResult, data: Data, store: Store, *, seed: int,
         if done.batches:
             print(f"{tag} BatchNorm statistics of {len(done.layers)} layers re-estimated on "
                   f"{done.batches} training batches ({done.seconds:.1f} s)")
-        record = PruneRecord(**measure(result.model, data.datasets),
+        record = PruneRecord(**measure(result.model, data.datasets, output),
                              removed=dict(result.plan.removed), plan=plan_name,
                              seconds=time.time() - start, bn_batches=done.batches,
                              round_to=alignment.record(config.round_to, used,
