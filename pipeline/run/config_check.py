@@ -69,7 +69,7 @@ def check(config) -> None:
     _in_range("data.val_split", config.data.val_split, 0.0, 1.0, closed_high=False)
     _in_range("finetune.alpha", config.finetune.alpha, 0.0, 1.0)
     _positive("finetune.temperature", config.finetune.temperature)
-    _at_least("prune.round_to", config.prune.round_to, 1)
+    _check_round_to(config.prune.round_to)
     _at_least("finetune.iterations", config.finetune.iterations, 1)
     _check_latency(config)
     _at_least("sensitivity.max_batches", config.sensitivity.max_batches, 0)
@@ -127,6 +127,15 @@ def _in_range(key, value, low, high, closed_high=True) -> None:
     if not ok:
         bracket = "]" if closed_high else ")"
         raise ConfigError(f"config.{key}={value!r} must be in [{low}, {high}{bracket}")
+
+
+def _check_round_to(value) -> None:
+    """``prune.round_to`` is ``"auto"`` or an integer >= 1 (the field takes both)."""
+    if value == "auto":
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"config.prune.round_to={value!r} must be 'auto' or an integer >= 1")
+    _at_least("prune.round_to", value, 1)
 
 
 def _at_least(key, value, low) -> None:

@@ -53,8 +53,8 @@ CONFIG_CASES = [  # overrides, error type, words of the message
     ({"evaluate.latency_threads": (1, 0)}, ConfigError,
      r"evaluate.latency_threads=0 must be >= 1"),
     ({"evaluate.latency_min_secs": -1.0}, ConfigError, "evaluate.latency_min_secs=-1.0 must be"),
-    ({"export.variants": ("pruned_fp16",)}, ConfigError,
-     "'pruned_fp16' is not one of: baseline_fp32, .*pruned_int8"),
+    ({"export.variants": ("pruned_int4",)}, ConfigError,
+     "'pruned_int4' is not one of: baseline_fp32, .*pruned_int8"),
 ]
 DATA_CASES = [  # data.dir case, words of the DataError
     ("missing", "lacks t10k-images"),
