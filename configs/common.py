@@ -87,6 +87,10 @@ def model(**overrides) -> ml_collections.ConfigDict:
     m.preprocess = "unit"
     m.mean = ()  # model.preprocess=mean_std only, e.g. "(127.5,)"
     m.std = ()
+    # A multi-head model's classifier output (its layer name): the head the labels train and
+    # the accuracy is read from. '' = the output of the data's class count (softmax if
+    # several); see README "Multi-head models" and pipeline/training/heads.py.
+    m.output = ""
     return _apply("model", m, overrides)
 
 
@@ -100,6 +104,10 @@ def data(**overrides) -> ml_collections.ConfigDict:
     d.test_subset = 0  # test examples kept (0 = all)
     d.flip = True  # horizontal flips suit clothing, not digits or text
     d.shift = 2  # random translation, pixels
+    # Image files (data.name=folder) are decoded into memory once when their pixels fit
+    # this many MiB (training images counted twice, for the shuffle buffer), else streamed
+    # from disk every epoch; see README, "Your own images".
+    d.memory_mb = 1024
     return _apply("data", d, overrides)
 
 
@@ -129,11 +137,12 @@ def prune(**overrides) -> ml_collections.ConfigDict:
     p.target = "macs"  # macs, filters or latency (LiteRT, 1-thread edge profile)
     p.criterion = "l1"  # l1, l2, bn_gamma, fpgm, taylor, random
     p.scope = "global"  # global or layer
-    # Kept channel counts are multiples of this: at equal MACs, 16 ran faster than 1 on
-    # every model and ratio measured (up to 1.6x the efficiency) and still reaches 75%
-    # on the VGG (32 is faster still but cannot thin its 32-channel layers); see
-    # BENCHMARKS.md, "Latency against MACs".
-    p.round_to = 16
+    # "auto": each group keeps widths on its speed steps (multiples of 32 on groups of 64+
+    # channels, 16/8/4/1 on narrower ones, finer when the target needs it; a latency table
+    # cached in <workdir>/latency_tables/ is read when there is one); an integer keeps
+    # multiples of it. See BENCHMARKS.md, "round_to=auto". Typed object so that both
+    # --config.prune.round_to=auto and --config.prune.round_to=16 parse.
+    p.round_to = ml_collections.FieldReference("auto", field_type=object)
     p.min_filters = 1
     p.ignore = ()  # layer names or fnmatch patterns left whole
     # prune.target=latency: per-layer latency table (cached in <workdir>/latency_tables/),

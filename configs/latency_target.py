@@ -43,5 +43,6 @@ def get_config(arg=None):
     common.check_arg("configs/latency_target.py", arg, ARGS)
     c = default.get_config(arg)
     c.prune.target = "latency"
+    c.prune.round_to = 16  # the grid's narrowest widths (`grid export --round_to=16` above)
     c.prune.latency.table = ""  # a device table JSON ('' = measure on this host)
     return c

@@ -93,11 +93,11 @@ def run_pipeline(config, workdir: str, restart: bool = False) -> dict:
                                deterministic=deterministic, cluster=cluster, loaded=loaded)
         # The scan trains nothing and feeds only the chief's report.
         curves = (stages.sensitivity(config.sensitivity, config.prune, base, data, store,
-                                     seed=seed, output=config.model.get("output", ""))
+                                     seed=seed, output=config.model.output)
                   if cluster.is_chief else None)
         pruning = stages.prune_and_finetune(
             config.prune, config.finetune, base, data, store, seed=seed,
-            deterministic=deterministic, cluster=cluster, output=config.model.get("output", ""))
+            deterministic=deterministic, cluster=cluster, output=config.model.output)
         exported = stages.export_variants(
             config.export, {"baseline": base, "pruned": pruning.tuned}, data, store,
             model_name=model_name(config.model), data_name=config.data.name, seed=seed,

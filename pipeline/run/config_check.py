@@ -83,7 +83,7 @@ def check(config) -> None:
     _in_range("model.dropout", config.model.dropout, 0.0, 1.0, closed_high=False)
     _one_of("model.channels", config.model.channels, (0, 1, 3))
     _check_preprocess(config.model)
-    for key in ("data.subset", "data.test_subset", "data.shift"):
+    for key in ("data.subset", "data.test_subset", "data.shift", "data.memory_mb"):
         section, name = key.split(".")
         _at_least(key, config[section][name], 0)
 

@@ -2,8 +2,9 @@
 
 A tf_keras ``.h5`` taking 64x64x1 images into 7 classes, 8-32 channels wide,
 runs on a folder of 32x32 RGB images in 7 class folders with no
-``model.input_size``/``model.channels`` override and the config's
-``round_to=16``, which cannot remove half its MACs: the data are loaded at
+``model.input_size``/``model.channels`` override and ``round_to=16`` (an
+integer alignment; the default ``auto`` takes finer steps by itself), which
+cannot remove half its MACs: the data are loaded at
 64x64x1, the prune stage falls back to a finer alignment and says so in
 ``report.json`` and ``report.md``, and the run exits 0. A model with 5
 outputs against the 7 class folders fails before any stage with one line.
@@ -25,6 +26,7 @@ def _command(workdir, model, images):
             f"--workdir={workdir}", f"--config.model.path={model}",
             "--config.data.name=folder", f"--config.data.dir={images}",
             "--config.train.batch_size=8", "--config.sensitivity.enabled=False",
+            "--config.prune.round_to=16",
             "--config.export.variants=('pruned_fp32',)", "--config.evaluate.latency_threads=()"]
 
 

@@ -53,6 +53,10 @@ CONFIG_CASES = [  # overrides, error type, words of the message
     ({"evaluate.latency_threads": (1, 0)}, ConfigError,
      r"evaluate.latency_threads=0 must be >= 1"),
     ({"evaluate.latency_min_secs": -1.0}, ConfigError, "evaluate.latency_min_secs=-1.0 must be"),
+    ({"prune.round_to": 0}, ConfigError, "prune.round_to=0 must be >= 1"),
+    ({"prune.round_to": "fast"}, ConfigError,
+     "config.prune.round_to='fast' must be 'auto' or an integer >= 1"),
+    ({"data.memory_mb": -1}, ConfigError, "data.memory_mb=-1 must be >= 0"),
     ({"export.variants": ("pruned_int4",)}, ConfigError,
      "'pruned_int4' is not one of: baseline_fp32, .*pruned_int8"),
 ]
@@ -135,7 +139,8 @@ def test_model_file_declares_the_data_input(declared, tmp_path, monkeypatch):
     monkeypatch.setattr(stages, "baseline", baseline)
     config = quick_config(declared["images"], **{"model.path": declared["model"],
                                                  "data.name": "folder", "train.batch_size": 8})
-    assert (config.model.input_size, config.model.channels, config.prune.round_to) == (0, 0, 16)
+    assert (config.model.input_size, config.model.channels, config.prune.round_to) == (0, 0,
+                                                                                       "auto")
     with pytest.raises(_Stop):
         run_pipeline(config, str(tmp_path / "run"))
     assert seen["shape"] == (64, 64, 1) and seen["classes"] == 7
@@ -169,7 +174,8 @@ def test_preflight_reaches_what_a_finer_alignment_reaches(declared):
         pipeline.plan_pruning(model, 0.5, round_to=16)
     # ...so the run's dry run settles on a finer step instead of refusing the run.
     config = quick_config(declared["images"], **{"model.path": declared["model"],
-                                                 "data.name": "folder", "train.batch_size": 8})
+                                                 "data.name": "folder", "train.batch_size": 8,
+                                                 "prune.round_to": 16})
     datasets = stages.load_data(config.data, input_size=64, channels=1, batch_size=8,
                                 seed=0).datasets
     preflight.check_model(config, datasets, model)  # no TargetError

@@ -57,7 +57,7 @@ def baseline(model_section, train_section, data: Data, store: Store, *, seed: in
         else:
             model, origin = _train(model_section, train_section, data,
                                    store.scratch("baseline", key), cluster)
-        record = ModelRecord(**measure(model, data.datasets, model_section.get("output", "")),
+        record = ModelRecord(**measure(model, data.datasets, model_section.output),
                              seconds=time.time() - start, **origin)
         return model, record
 

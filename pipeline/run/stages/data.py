@@ -26,7 +26,8 @@ def load_data(section, *, input_size: int, channels: int, batch_size: int, seed:
     """Loads ``config.data`` at the model's input size and channels, preprocessed.
 
     Args:
-      section: the ``config.data`` section.
+      section: the ``config.data`` section (``memory_mb``: image files decoded into
+        memory up to this many MiB, else streamed).
       input_size: side of the model input (``model.input_size``, 0 = the data's own).
       channels: channels of the model input (``model.channels``, 0 = the data's own).
       batch_size: examples per training batch (``train.batch_size``).
@@ -48,8 +49,11 @@ def load_data(section, *, input_size: int, channels: int, batch_size: int, seed:
     datasets = data_sets.make_datasets(
         section.name, data_dir=section.dir, batch_size=batch_size, val_split=section.val_split,
         subset=section.subset, test_subset=section.test_subset, image_size=input_size,
-        channels=channels, flip=section.flip, shift=section.shift, seed=seed, preprocess=prep)
+        channels=channels, flip=section.flip, shift=section.shift, seed=seed, preprocess=prep,
+        memory_bytes=int(section.memory_mb) << 20)
     # Hashed only when it is not the default, so [0, 1] runs keep their keys (and caches).
     extra = () if prep.is_unit else (prep,)
-    return Data(datasets, fingerprint("data", section, input_size, channels, batch_size, seed,
+    # Where the pixels wait (data.memory_mb) changes no batch: it stays out of the key.
+    hashed = {k: v for k, v in section.to_dict().items() if k != "memory_mb"}
+    return Data(datasets, fingerprint("data", hashed, input_size, channels, batch_size, seed,
                                       *extra))
