@@ -68,6 +68,7 @@ def convert_int8(model, representative: Callable[[], Iterable], input_type: str 
     if preprocess is not None and not preprocess.is_unit:
         model = rgb_front.with_normalization(model, preprocess)
         representative = _in_unit(representative, preprocess)
+    representative = _spanning(representative)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
@@ -87,6 +88,23 @@ def _in_unit(representative: Callable[[], Iterable], preprocess) -> Callable[[],
     def generate():
         for (image,) in representative():
             yield [preprocess.to_unit(tf.convert_to_tensor(image, tf.float32))]
+    return generate
+
+
+def _spanning(representative: Callable[[], Iterable]) -> Callable[[], Iterable]:
+    """A black and a white image, then ``representative``'s [0, 1] images.
+
+    The input's int8 scale is the calibration's range: without both ends a
+    folder of low-contrast photos would give a scale other than 1/255, and raw
+    camera pixels would then be mis-scaled.
+    """
+    def generate():
+        for i, (image,) in enumerate(representative()):
+            if i == 0:
+                image = tf.convert_to_tensor(image, tf.float32)
+                yield [tf.zeros_like(image)]
+                yield [tf.ones_like(image)]
+            yield [image]
     return generate
 
 

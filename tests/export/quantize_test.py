@@ -37,12 +37,27 @@ def test_int8_agrees_with_keras(tiny_classifier, tiny_data, tmp_path, input_type
     assert weights  # int8 conv weights, not float
 
 
-def test_uncovered_input_range_is_refused(tiny_classifier):
-    def dim():  # calibration images in [0, 0.5]: the uint8 input would be mis-scaled
-        for _ in range(10):
-            yield [np.random.uniform(0, 0.5, (1, 28, 28, 3)).astype(np.float32)]
+def _dim():  # calibration images in [0, 0.5], as a folder of low-contrast photos gives
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        yield [rng.uniform(0, 0.5, (1, 28, 28, 3)).astype(np.float32)]
+
+
+def test_dim_calibration_images_still_give_the_pixel_scale(tiny_classifier):
+    raw = quantize.convert_int8(with_rgb_front(tiny_classifier), _dim, "uint8")
+    scale, zero_point = quantize.check_input_quantization(raw, "uint8")
+    assert scale == pytest.approx(1 / 255, rel=1e-3) and zero_point == 0
+
+
+def test_a_file_whose_input_misses_the_pixel_scale_is_refused(tiny_classifier):
+    import tensorflow as tf
+    converter = tf.lite.TFLiteConverter.from_keras_model(with_rgb_front(tiny_classifier))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = _dim  # no black and white images added
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.uint8
     with pytest.raises(quantize.QuantizeError, match="do not span"):
-        quantize.convert_int8(with_rgb_front(tiny_classifier), dim, "uint8")
+        quantize.check_input_quantization(converter.convert(), "uint8")
 
 
 def test_unknown_input_type(tiny_classifier):
