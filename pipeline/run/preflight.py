@@ -110,7 +110,7 @@ def _check_matches_data(model, datasets, where: str, model_section) -> None:
                         "the data at the model's input, or to the model's size and channels")
     # Several heads: the classifier is model.output, or the one of the data's width.
     index = heads.classifier_output(model, datasets.num_classes,
-                                    model_section.get("output", ""), where)
+                                    model_section.output, where)
     outputs = model.outputs[index].shape[-1]
     if outputs != datasets.num_classes:
         raise DataError(f"{where} has {outputs} output classes but the data has "
