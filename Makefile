@@ -25,11 +25,14 @@ $(STAMP): setup.py Makefile
 	$(PY) -m pip install --quiet --no-deps '$(MEDIAPIPE)'
 	touch $(STAMP)
 
-# CI's suite: every test, the 54 `slow` model-zoo models included (8.5 min of
-# the total on one core). `make test-fast` skips them for quick local runs;
-# `make test-zoo` runs only them.
+# CI's suite: every test, the 54 `slow` model-zoo models included. The zoo's 72
+# independent, CPU-bound models run in two pytest-xdist workers (one core each was
+# what one process used of the two); everything else in one process, in order.
+# `make test-fast` skips the slow tests for quick local runs; `make test-zoo` runs
+# only the zoo's slow models.
 test: setup
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --ignore=tests/integration/zoo_test.py
+	$(PY) -m pytest tests/integration/zoo_test.py -n 2
 
 test-fast: setup
 	$(PY) -m pytest tests -m "not slow"

@@ -27,6 +27,6 @@ setuptools.setup(
         "flatbuffers~=25.9",
         "opencv-python-headless",
     ],
-    extras_require={"test": ["pytest", "hypothesis", "pytest-timeout"]},
+    extras_require={"test": ["pytest", "hypothesis", "pytest-timeout", "pytest-xdist"]},
     entry_points={"console_scripts": ["prune-pipeline=pipeline.main:run"]},
 )
