@@ -48,6 +48,7 @@ ARGUMENT_KEYS: Mapping[str, str] = types.MappingProxyType({
     "preprocess": "model.preprocess",
     "mean": "model.mean",
     "std": "model.std",
+    "output": "model.output",
     "min_filters": "prune.min_filters",
     "ignore": "prune.ignore",
     "seed": "seed",

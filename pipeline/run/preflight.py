@@ -91,7 +91,6 @@ def check_model(config, datasets, model=None) -> None:
     p = config.prune
     analysis = analyse(model, tuple(p.ignore))  # refuses subclassed models, shared layers
     _check_matches_data(model, datasets, where, config.model)
-    _check_heads_export(model, where, tuple(config.export.variants))
     if not analysis.groups:
         raise UnsupportedModelError(
             f"{where} has no prunable layer (no Conv or Dense layer whose output channels "
@@ -116,18 +115,6 @@ def _check_matches_data(model, datasets, where: str, model_section) -> None:
         raise DataError(f"{where} has {outputs} output classes but the data has "
                         f"{datasets.num_classes} ({', '.join(datasets.class_names[:5])}...); "
                         "use data with the model's classes or a model trained on this data")
-
-
-def _check_heads_export(model, where: str, variants: tuple) -> None:
-    """Refuses to export a multi-head model: the TFLite metadata and the sparse fine-tunes
-    of ``pipeline.export`` take one classifier output (the heads fine-tune, see
-    :mod:`pipeline.training.heads`)."""
-    if len(model.outputs) > 1 and variants:
-        raise UnsupportedModelError(
-            f"{where} has {len(model.outputs)} outputs ({', '.join(heads.output_names(model))}): "
-            "the export does not write multi-head .tflite files yet (their metadata and sparse "
-            "fine-tunes take one classifier output); pass --config.export.variants=() to prune "
-            "and fine-tune it with every head kept, without TFLite files")
 
 
 def _check_reachable(model, p, seed: int) -> None:

@@ -23,7 +23,7 @@ import tf_keras
 
 from pipeline.errors import PruningError
 
-_SET = "set config.model.output to one of them"
+_SET = "pass output=<one of those output names>"
 
 
 class HeadError(PruningError):
@@ -72,8 +72,8 @@ def classifier_output(model, num_classes: int | None, name: str = "",
     names = output_names(model)
     if name:
         if name not in names:
-            raise HeadError(f"config.model.output={name!r} is not an output of {where} (its "
-                            f"outputs: {_describe(model)}); {_SET}")
+            raise HeadError(f"output={name!r} is not an output of {where} (its "
+                            f"outputs: {_describe(model)}); {_SET}", argument="output")
         return names.index(name)
     if len(names) == 1:
         return 0
@@ -86,7 +86,8 @@ def classifier_output(model, num_classes: int | None, name: str = "",
         found = "none" if not wide else f"{len(wide)}"
         kind = f"a {num_classes}-class classifier" if num_classes else "a softmax classifier"
         raise HeadError(f"{where} has {len(names)} outputs ({_describe(model)}) and {found} "
-                        f"of them is {kind} ending in softmax or logits; {_SET}")
+                        f"of them is {kind} ending in softmax or logits; {_SET}",
+                        argument="output")
     return wide[0]
 
 

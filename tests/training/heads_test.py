@@ -32,8 +32,8 @@ def test_of_two_heads_of_that_width_the_softmax_one_wins():
 def test_a_name_picks_the_output_and_a_wrong_name_lists_them():
     model = _two_heads()
     assert heads.classifier_output(model, 3, name="b") == 1
-    with pytest.raises(heads.HeadError, match=r"config.model.output='c' is not an output of "
-                       r"m.h5 \(its outputs: a \(3,\), b \(3,\)\); set config.model.output"):
+    with pytest.raises(heads.HeadError, match=r"output='c' is not an output of "
+                       r"m.h5 \(its outputs: a \(3,\), b \(3,\)\); pass output=<one of"):
         heads.classifier_output(model, 3, name="c", where="m.h5")
 
 
@@ -48,7 +48,11 @@ def test_ambiguous_or_missing_classifier_is_one_line(model, classes, found):
     assert "\n" not in message
     assert message.startswith(f"m.h5 has 2 outputs (a ")
     assert f"and {found} of them is a {classes}-class classifier" in message
-    assert message.endswith("set config.model.output to one of them")
+    assert message.endswith("pass output=<one of those output names>")
+    assert error.value.argument == "output"
+    from pipeline.run import config_errors  # the command line names the config key
+    assert config_errors.spelled(error.value).endswith(
+        "pass --config.model.output=<one of those output names>")
 
 
 def test_the_view_shares_weights_and_has_one_output():

@@ -6,7 +6,10 @@ A variant's outcome is recorded, not fatal (:class:`pipeline.run.results.ExportR
 * ``not_applicable``: the variant prepares a sparse model and no layer of
   the source model can take its pattern (every kernel left dense, say 2:4 on
   a model whose channels are not multiples of 4): the file would be the
-  source model under another name, so none is written;
+  source model under another name, so none is written; or the model has
+  several outputs (heads), which the export does not write yet (its
+  metadata, LiteRT accuracy and sparse fine-tunes read one classifier
+  output): the pruned, fine-tuned ``pruned.keras`` keeps every head;
 * ``failed``: preparing, converting, adding metadata or verifying it raised
   a :class:`pipeline.errors.PruningError` (int8 top-1 agreement below
   ``export.int8_min_agreement``, a 2:4 file check, a conversion error). A
@@ -157,6 +160,7 @@ def _export(variant: export.Variant, source: ModelResult, context: export.Export
     verification images are read only when a variant is exported.
     """
     start = time.time()
+    _check_single_head(source.model)
     tf_keras.utils.set_random_seed(seed)
     if variant.prepare is not None:
         prepared = variant.prepare(source.model, context)
@@ -172,6 +176,15 @@ def _export(variant: export.Variant, source: ModelResult, context: export.Export
     return None, ExportRecord(keras=keras_path, macs=count_macs(model), params=count_params(model),
                               parity=checked["parity"], notes=list(checked["notes"]),
                               reference=variant.reference, seconds=time.time() - start)
+
+
+def _check_single_head(model) -> None:
+    """Raises :class:`NotApplicable` for a model of several outputs (heads)."""
+    if len(model.outputs) > 1:
+        raise NotApplicable(
+            f"the model has {len(model.outputs)} outputs ({', '.join(model.output_names)}): "
+            "multi-head .tflite files are not written yet (their metadata, LiteRT accuracy and "
+            "sparse fine-tunes read one classifier output); pruned.keras keeps every head")
 
 
 def _check_applicable(prepared: export.Prepared) -> None:
