@@ -2,6 +2,7 @@
 
 Two subcommands:
   python -m pipeline.android parse LOG [--report=report.json --variant=NAME]
+  python -m pipeline.android run --workdir=RUN --benchmark_binary=PATH [--serial=S] [--threads=1,4]
   python -m pipeline.android run --tflite=M --benchmark_binary=PATH [--serial=S] \\
       [--threads=1,4] [--num_runs=50] [--warmup_runs=1] [--use_xnnpack=true] \\
       [--enable_op_profiling] [--taskset=f0] [--report=report.json --variant=NAME] [--out_dir=DIR]
@@ -21,6 +22,8 @@ per thread count, saves each output as ``<model>_threads<N>.log`` in
 report as ``report["variants"][NAME]["android"]`` (a list of variants with a
 ``"name"`` key works too). With no ``adb`` on PATH or no device attached it
 writes the equivalent shell script to ``--out_dir`` instead and exits 0.
+``run --workdir=RUN`` does this for every variant a finished run wrote and
+adds a device table beside its host figures (:mod:`pipeline.android.workdir`).
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ from absl import app, flags
 
 from pipeline import atomic
 from pipeline import cli
+from pipeline.android import workdir as run_dir
 from pipeline.android.log import BenchmarkLogError, parse_log  # noqa: F401  (re-exported)
 from pipeline.errors import PruningError
 from pipeline.litert.timing import check_tflite
@@ -43,6 +47,8 @@ from pipeline.litert.timing import check_tflite
 # Own registry: several pipeline CLIs share flag names such as --tflite.
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("tflite", None, "run: the .tflite model to benchmark.", flag_values=FLAGS)
+flags.DEFINE_string("workdir", None, "run: instead of --tflite, every variant a finished run "
+                    "wrote (see pipeline/android/workdir.py).", flag_values=FLAGS)
 flags.DEFINE_string("benchmark_binary", None, "run: benchmark_model built for the device's ABI.",
                     flag_values=FLAGS)
 flags.DEFINE_string("serial", None, "run: adb serial of the device (adb -s).", flag_values=FLAGS)
@@ -289,16 +295,13 @@ def _run_command(argv: Sequence[str]) -> int:
     if not FLAGS.benchmark_binary or not Path(FLAGS.benchmark_binary).is_file():
         raise AndroidError(f"--benchmark_binary={FLAGS.benchmark_binary}: file not found; pass "
                            "benchmark_model built for the device (e.g. android_arm64)")
-    if not FLAGS.tflite:
-        raise AndroidError("`run` needs --tflite=MODEL.tflite, the model to benchmark")
+    if bool(FLAGS.tflite) == bool(FLAGS.workdir):
+        raise AndroidError("`run` needs one of --tflite=MODEL.tflite (one file) or "
+                           "--workdir=RUN (every variant of a finished run)")
+    if FLAGS.workdir:
+        return _run_workdir(Path(FLAGS.workdir))
     check_tflite(FLAGS.tflite)
-    benchmark_flags = {"num_runs": FLAGS.num_runs, "warmup_runs": FLAGS.warmup_runs,
-                       "use_xnnpack": FLAGS.use_xnnpack}
-    if FLAGS.enable_op_profiling:
-        benchmark_flags["enable_op_profiling"] = True
-    plan = Plan(Path(FLAGS.tflite).resolve(), Path(FLAGS.benchmark_binary).resolve(),
-                FLAGS.serial, cli.thread_counts(FLAGS.threads, "1,4"), benchmark_flags, FLAGS.taskset,
-                FLAGS.device_dir)
+    plan = _plan(Path(FLAGS.tflite))
     out_dir = Path(FLAGS.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     devices = attached_devices()
@@ -307,16 +310,49 @@ def _run_command(argv: Sequence[str]) -> int:
         reason = "adb is not on PATH" if devices is None else "adb devices lists no device"
         print(f"{reason}; wrote {script}: run it where adb sees the device")
         return 0
-    if FLAGS.serial and FLAGS.serial not in devices:
-        raise AndroidError(f"--serial={FLAGS.serial} is not attached (attached: {devices})")
-    if not FLAGS.serial and len(devices) > 1:
-        raise AndroidError(f"several devices attached ({devices}); pick one with --serial")
     # Name the one device explicitly, so the report records which phone it was.
-    entry = run_on_device(dataclasses.replace(plan, serial=plan.serial or devices[0]), out_dir)
+    entry = run_on_device(dataclasses.replace(plan, serial=_one_device(devices)), out_dir)
     if FLAGS.report:
         merge_into_report(FLAGS.report, FLAGS.variant, entry)
     print(json.dumps(entry, indent=2))
     return 0
+
+
+def _plan(tflite: Path) -> Plan:
+    benchmark_flags = {"num_runs": FLAGS.num_runs, "warmup_runs": FLAGS.warmup_runs,
+                       "use_xnnpack": FLAGS.use_xnnpack}
+    if FLAGS.enable_op_profiling:
+        benchmark_flags["enable_op_profiling"] = True
+    return Plan(tflite.resolve(), Path(FLAGS.benchmark_binary).resolve(), FLAGS.serial,
+                cli.thread_counts(FLAGS.threads, "1,4"), benchmark_flags, FLAGS.taskset,
+                FLAGS.device_dir)
+
+
+def _run_workdir(workdir: Path) -> int:
+    variants = run_dir.finished_variants(workdir)
+    devices = attached_devices()
+    if not devices:
+        (workdir / "android").mkdir(exist_ok=True)
+        scripts = [write_script(_plan(path), workdir / "android", str(workdir / "report.json"),
+                                name) for name, path in variants]
+        reason = "adb is not on PATH" if devices is None else "adb devices lists no device"
+        print(f"{reason}; wrote {len(scripts)} scripts to {workdir / 'android'}: run them "
+              "where adb sees the device")
+        return 0
+    serial = _one_device(devices)
+    table = run_dir.run_workdir(
+        workdir, lambda path: dataclasses.replace(_plan(path), serial=serial),
+        run_on_device, merge_into_report)
+    print(json.dumps(table, indent=2))
+    return 0
+
+
+def _one_device(devices: list[str]) -> str:
+    if FLAGS.serial and FLAGS.serial not in devices:
+        raise AndroidError(f"--serial={FLAGS.serial} is not attached (attached: {devices})")
+    if not FLAGS.serial and len(devices) > 1:
+        raise AndroidError(f"several devices attached ({devices}); pick one with --serial")
+    return FLAGS.serial or devices[0]
 
 
 def main(argv: Sequence[str]) -> int:

@@ -10,16 +10,6 @@ import pytest
 from pipeline.android import runner as android
 
 DATA = Path(__file__).parent.parent / "fixtures" / "benchmark_model"
-# Enough of a flatbuffer for the "TFL3" identifier check; `run` never loads the model.
-FAKE_TFLITE = b"\x1c\x00\x00\x00TFL3" + bytes(24)
-FAKE_ADB = """#!/bin/sh
-echo "$@" >> "$FAKE_ADB_CALLS"
-[ "$1" = "-s" ] && shift 2
-case "$1" in
-  devices) printf 'List of devices attached\\n%s' "$FAKE_ADB_DEVICES";;
-  shell) case "$2" in *benchmark_model\\ --graph=*) cat "$FAKE_ADB_LOG";; esac;;
-esac
-"""
 REGULAR_OPS = {
     "CONV_2D": {"avg_ms": 0.853, "percent": 68.459, "count": 2},
     "DEPTHWISE_CONV_2D": {"avg_ms": 0.288, "percent": 23.114, "count": 1},
@@ -140,13 +130,6 @@ def test_parse_command_merges_by_the_logged_thread_count(tmp_path, capsys):
     assert entry["runs"]["2"]["init_us"] == 3402.0
 
 
-@pytest.fixture
-def files(tmp_path):
-    (tmp_path / "tiny.tflite").write_bytes(FAKE_TFLITE)
-    (tmp_path / "benchmark_model").write_bytes(b"\x7fELF")
-    return tmp_path / "tiny.tflite", tmp_path / "benchmark_model"
-
-
 def _run_args(files, out_dir, *extra):
     return ["android", "run", f"--tflite={files[0]}", f"--benchmark_binary={files[1]}",
             f"--out_dir={out_dir}", *extra]
@@ -176,21 +159,6 @@ def test_without_adb_writes_the_script(files, tmp_path, monkeypatch, capsys):
         assert f'log="$here"/tiny_threads{threads}.log' in text
     assert f"parse \"$log\" --report={tmp_path / 'r.json'} --variant=pruned" in text
     assert subprocess.run(["/bin/sh", "-n", str(script)]).returncode == 0
-
-
-@pytest.fixture
-def fake_adb(tmp_path, monkeypatch):
-    """An adb on PATH that lists one device and answers benchmark_model with a recorded log."""
-    bin_dir = tmp_path / "fakebin"
-    bin_dir.mkdir()
-    adb = bin_dir / "adb"
-    adb.write_text(FAKE_ADB)
-    adb.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_ADB_CALLS", str(tmp_path / "calls.txt"))
-    monkeypatch.setenv("FAKE_ADB_DEVICES", "emulator-5554\tdevice\n")
-    monkeypatch.setenv("FAKE_ADB_LOG", str(DATA / "info_percentiles.log"))
-    return tmp_path / "calls.txt"
 
 
 def test_no_device_attached_writes_the_script(files, tmp_path, fake_adb, monkeypatch, capsys):
