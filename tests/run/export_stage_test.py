@@ -151,3 +151,20 @@ def test_a_full_disk_stops_the_run_and_keeps_the_earlier_file(tmp_path, registry
     with pytest.raises(quantize.QuantizeError):
         export(store, small_cnn(), "full_disk")
     assert (tmp_path / "tflite" / "full_disk.tflite").read_bytes() == b"old"
+
+
+def test_a_small_validation_split_is_topped_up_with_training_images():
+    from pipeline.run.stages import export as export_stage
+    rng = np.random.default_rng(1)
+    val = rng.uniform(size=(8, 8, 8, 1)).astype(np.float32)
+    train = rng.uniform(size=(64, 8, 8, 1)).astype(np.float32)
+    labels = np.zeros(64, np.int64)
+    datasets = data.Datasets(
+        train=None, val=tf.data.Dataset.from_tensor_slices((val, labels[:8])).batch(4),
+        test=None, calibration=tf.data.Dataset.from_tensor_slices((train, labels)),
+        input_shape=(8, 8, 1), class_names=("a",), sizes={"train": 64, "val": 8, "test": 0},
+        steps_per_epoch=1)
+    images = export_stage._verify_images(datasets, 20)
+    np.testing.assert_array_equal(images[:8], val)  # the validation images first
+    np.testing.assert_array_equal(images[8:], train[:12])
+    assert len(export_stage._verify_images(datasets, 5)) == 5
