@@ -25,7 +25,6 @@ Example:
 """
 from __future__ import annotations
 
-import logging
 import os
 
 import numpy as np
@@ -33,12 +32,11 @@ import numpy as np
 from pipeline.latency import measure
 from pipeline.latency.config import LatencyConfig
 from pipeline.latency.table import (LatencyTable, LatencyTableError, architecture,
-                                    cost_layers)
+                                    cost_layers, read_cache)
 from pipeline.pruning import lanes
 from pipeline.pruning.channels import Analysis
 
 STEP_SHARE = 0.5  # a narrower width must save at least half of its share of channels
-_LOG = logging.getLogger(__name__)
 
 
 def read_table(analysis: Analysis, config: LatencyConfig) -> LatencyTable | None:
@@ -56,15 +54,8 @@ def read_table(analysis: Analysis, config: LatencyConfig) -> LatencyTable | None
                                     "by `python -m pipeline.latency.grid assemble`") from e
     if not config.cache_dir:
         return None
-    path = os.path.join(config.cache_dir, measure.host_device(), f"{architecture(analysis)}.json")
-    if not os.path.exists(path):
-        return None
-    try:
-        with open(path) as f:
-            return LatencyTable.from_json(f.read(), path)
-    except (OSError, LatencyTableError) as e:
-        _LOG.warning("round_to='auto': ignoring unreadable latency cache %s: %s", path, e)
-        return None
+    return read_cache(os.path.join(config.cache_dir, measure.host_device(),
+                                   f"{architecture(analysis)}.json"))
 
 
 def ladders(analysis: Analysis, config: LatencyConfig) -> tuple:

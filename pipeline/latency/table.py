@@ -271,7 +271,7 @@ def table_for(analysis: Analysis, layers: list[CostLayer],
         return _device_table(config.table, layers)
     arch, device = architecture(analysis), measure.host_device()
     path = os.path.join(config.cache_dir, device, f"{arch}.json") if config.cache_dir else ""
-    table = _read_cache(path) or LatencyTable(device, {}, None, arch)
+    table = read_cache(path) or LatencyTable(device, {}, None, arch)
     if _complete(table, layers, config.timing) and path:
         atomic.write_text(path, table.to_json())
     return table
@@ -293,7 +293,8 @@ def _device_table(path: str, layers: list[CostLayer]) -> LatencyTable:
     return table
 
 
-def _read_cache(path: str) -> LatencyTable | None:
+def read_cache(path: str) -> LatencyTable | None:
+    """The table cached at ``path``; None if there is none or it is unreadable (logged)."""
     if not path or not os.path.exists(path):
         return None
     try:
