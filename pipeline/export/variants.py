@@ -50,10 +50,12 @@ from pipeline.registry import Registry
 
 SOURCES = ("baseline", "pruned")
 # pruned_fp16's tolerance, relative to the largest Keras output. A float16 weight is within
-# 2^-11 (4.9e-4) of its float32 value, and the errors of a few layers add up: measured on 500
-# validation images, 1.0e-3 for the shipped VGG and 1.3e-3 for a :quick run's pruned one
-# (dynamic-range int8 weights: 1.9e-2 and 3.0e-2, so that variant is judged by top-1).
-FP16_RTOL = 1e-2
+# 2^-11 (4.9e-4) of its float32 value, and the errors of the layers add up with depth:
+# measured on 500 validation images, 1.0e-3 for the shipped VGG and 1.3e-3 for a :quick run's
+# pruned one, but 1.2e-2 for a pruned MobileNetV2 0.35 (53 conv layers, BatchNorm folded in;
+# tests/integration/foreign_models_test.py), so 5e-2. Dynamic-range int8 weights move the
+# outputs by 1.9e-2 to 3.6e-2: that variant is judged by top-1 agreement instead.
+FP16_RTOL = 5e-2
 
 
 @dataclasses.dataclass(frozen=True)
