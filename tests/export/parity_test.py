@@ -38,3 +38,16 @@ def test_a_drifted_head_fails_the_check_by_its_own_scale(onet_file):
     with pytest.raises(parity.VerificationError, match="variant 'onet': .* differs from its "
                        "Keras model by"):
         parity.verify_parity(path, drifted, _images(), "onet")
+
+
+def test_a_near_tie_flipped_still_agrees_a_real_flip_does_not():
+    expected = np.array([[0.30, 0.29, 0.41],         # top 2; the file picks 0 (0.11 below)
+                         [0.40, 0.39, 0.21],          # top 0; the file picks 1 (0.01 below: tie)
+                         [0.10, 0.80, 0.10],          # agree
+                         [0.70, 0.20, 0.10]])         # agree
+    got = np.array([[0.5, 0.2, 0.3], [0.3, 0.5, 0.2], [0.1, 0.8, 0.1], [0.6, 0.3, 0.1]])
+    strict, with_ties = parity.top1_agreement(expected, got)
+    assert strict == 0.5 and with_ties == 0.75  # tie: 0.01 <= 0.02 * 0.8
+    # Logits: the tie is relative to the largest output (here 10), so 0.1 apart is a tie.
+    strict, with_ties = parity.top1_agreement(expected * 12.5, got)
+    assert (strict, with_ties) == (0.5, 0.75)
