@@ -20,7 +20,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CONFIG = os.path.join(ROOT, "configs", "default.py")
 VARIANT_KEYS = {"name", "tflite", "macs", "params", "size_bytes", "accuracy", "latency_ms",
                 "parity", "notes"}
-VARIANTS = ("baseline_fp32", "pruned_fp32", "pruned_int8", "pruned_2of4", "pruned_block_fc")
+VARIANTS = ("baseline_fp32", "pruned_fp32", "pruned_int8", "pruned_2of4", "pruned_block_fc",
+            "pruned_fp16", "pruned_dynamic_int8")
 
 
 
@@ -125,10 +126,11 @@ def test_sensitivity_and_plots_are_written(first_run):
     assert list((workdir / "finetune" / "tensorboard").glob("*/events.out.tfevents.*"))
 
 
-def test_the_five_variants_ship_verified_with_metadata(first_run):
+def test_every_variant_ships_verified_with_metadata(first_run):
     from ai_edge_litert.interpreter import Interpreter
     from pipeline.export import metadata
     from pipeline.export import sparse_check
+    from pipeline.export import variants as export
     workdir, report, _ = first_run
     variants = {v["name"]: v for v in report["variants"]}
     labels = (workdir / "tflite" / "labels.txt").read_text().splitlines()
@@ -141,13 +143,17 @@ def test_the_five_variants_ship_verified_with_metadata(first_run):
         meta = metadata.read_metadata(path)
         assert meta["files"]["labels.txt"].splitlines() == labels
         assert v["parity"]["examples"] == 128
-        if name == "pruned_int8":
-            assert v["parity"]["agreement"] >= default.get_config("quick").export.int8_min_agreement
+        if name in ("pruned_int8", "pruned_dynamic_int8"):
+            assert v["parity"]["criterion"] == "agreement"
+            assert v["parity"]["agreement_with_ties"] >= (
+                default.get_config("quick").export.int8_min_agreement)
         else:
-            assert v["parity"]["max_rel_diff"] <= 1e-4
+            assert v["parity"]["max_rel_diff"] <= (
+                export.FP16_RTOL if name == "pruned_fp16" else 1e-4)
     sparse_check.check_2of4(str(workdir / variants["pruned_2of4"]["tflite"]))
     sparse_check.check_block_fc(str(workdir / variants["pruned_block_fc"]["tflite"]))
-    for name in ("pruned_int8", "pruned_2of4", "pruned_block_fc"):
+    for name in ("pruned_int8", "pruned_2of4", "pruned_block_fc", "pruned_fp16",
+                 "pruned_dynamic_int8"):
         notes = " ".join(variants[name]["notes"])
         assert "than pruned_fp32" in notes and "% of pruned_fp32" in notes  # measured, either way
     assert "2:4 verified in the file" in " ".join(variants["pruned_2of4"]["notes"])
