@@ -5,6 +5,8 @@ arguments; the stages and the preflight checks both build their request here.
 """
 from __future__ import annotations
 
+import os
+
 from pipeline.config import PruneConfig
 from pipeline.latency.config import LatencyConfig
 
@@ -34,9 +36,13 @@ def prune_config(section, seed: int, cache_dir: str = "", **changes) -> PruneCon
     if section.target == "latency":
         latency = LatencyConfig(cache_dir=cache_dir,
                                 **{k: given[k] for k in LATENCY_KEYS if k in given})
-    elif str(round_to).strip().lower() == "auto" and (cache_dir or given.get("table")):
-        # round_to="auto" reads a table (a device file, or one a latency run cached here).
-        latency = LatencyConfig(cache_dir=cache_dir, table=given.get("table") or "")
+    elif str(round_to).strip().lower() == "auto":
+        # round_to="auto" reads a table: a device file, or one a latency run cached here.
+        # Only a cache that exists is named: the plan records it, and a run without one
+        # keeps a plan that no workdir path makes differ from another run's.
+        cached = cache_dir if cache_dir and os.path.isdir(cache_dir) else ""
+        if cached or given.get("table"):
+            latency = LatencyConfig(cache_dir=cached, table=given.get("table") or "")
     values = dict(ratio=section.ratio, target=section.target, criterion=section.criterion,
                   scope=section.scope, round_to=section.round_to,
                   min_filters=section.min_filters, ignore=tuple(section.ignore),

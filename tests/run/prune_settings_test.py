@@ -25,3 +25,6 @@ def test_auto_reads_the_workdirs_latency_tables_without_a_latency_target(tmp_pat
     config = prune_settings.prune_config(section("auto"), seed=0, cache_dir=str(tmp_path))
     assert config.target == "macs" and config.latency.cache_dir == str(tmp_path)
     assert prune_settings.prune_config(section(16), 0, str(tmp_path)).latency is None
+    # No cache there yet: nothing is named, so the plan holds no workdir path.
+    missing = str(tmp_path / "latency_tables")
+    assert prune_settings.prune_config(section("auto"), 0, missing).latency is None
