@@ -275,4 +275,7 @@ def test_config_selects_latency_target_with_workdir_cache(tmp_path):
     with pytest.raises(config_check.ConfigError, match="latency.table"):
         config_check.check(config)
     config.prune.target = "macs"
-    assert latency() is None
+    # round_to=auto (the default) reads a given device table for its speed steps...
+    assert latency().table == str(tmp_path / "missing.json") and latency().cache_dir == ""
+    config.prune.round_to = 16
+    assert latency() is None  # ...an integer round_to needs none
