@@ -341,7 +341,7 @@ def _run_workdir(workdir: Path) -> int:
         return 0
     serial = _one_device(devices)
     table = run_dir.run_workdir(
-        workdir, lambda path: dataclasses.replace(_plan(path), serial=serial),
+        workdir, variants, lambda path: dataclasses.replace(_plan(path), serial=serial),
         run_on_device, merge_into_report)
     print(json.dumps(table, indent=2))
     return 0

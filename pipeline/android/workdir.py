@@ -18,7 +18,8 @@ instead (each merges its results into ``report.json`` when run) and changes
 nothing else.
 
 Example:
-  >>> table = run_workdir("workdir/default", plan_for)  # plan_for(tflite) -> Plan
+  >>> table = run_workdir("workdir/default", finished_variants("workdir/default"), plan_for,
+  ...                     runner.run_on_device, runner.merge_into_report)
   >>> table["variants"]["pruned_fp32"]["device_ms"]["1"]["p50"]
 """
 from __future__ import annotations
@@ -60,12 +61,13 @@ def finished_variants(workdir) -> list[tuple[str, Path]]:
     return found
 
 
-def run_workdir(workdir, plan_for: Callable, run_on_device: Callable,
+def run_workdir(workdir, variants, plan_for: Callable, run_on_device: Callable,
                 merge_into_report: Callable) -> dict:
     """Runs every written variant on the device and writes the device table.
 
     Args:
       workdir: a finished run's workdir.
+      variants: its :func:`finished_variants`.
       plan_for: ``plan_for(tflite_path) -> Plan`` (the device, binary and flags set).
       run_on_device: :func:`pipeline.android.runner.run_on_device`.
       merge_into_report: :func:`pipeline.android.runner.merge_into_report`.
@@ -74,7 +76,6 @@ def run_workdir(workdir, plan_for: Callable, run_on_device: Callable,
       The device table written to ``android.json``.
 
     Raises:
-      WorkdirReportError: nothing to run.
       AndroidError, BenchmarkLogError: an adb step or a benchmark run failed
         (the logs so far stay in ``<workdir>/android/``; nothing else is written).
     """
@@ -82,7 +83,7 @@ def run_workdir(workdir, plan_for: Callable, run_on_device: Callable,
     logs = workdir / "android"
     logs.mkdir(exist_ok=True)
     entries = {name: run_on_device(plan_for(path), logs)
-               for name, path in finished_variants(workdir)}
+               for name, path in variants}
     report = workdir / "report.json"
     for name, entry in entries.items():
         merge_into_report(report, name, entry)
