@@ -102,4 +102,9 @@ def model_files(root) -> dict:
     paths["subclassed"] = os.path.join(root, "subclassed_savedmodel")
     net.save(paths["subclassed"])
     paths["missing"] = os.path.join(root, "nope.keras")
+    import keras  # Keras 3 itself, as `pip install tensorflow` brings it
+    paths["keras3"] = os.path.join(root, "keras3.keras")
+    keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(8, 3),
+                      keras.layers.GlobalAveragePooling2D(),
+                      keras.layers.Dense(10, activation="softmax")]).save(paths["keras3"])
     return paths

@@ -13,7 +13,9 @@ Example:
 """
 from __future__ import annotations
 
+import json
 import os
+import zipfile
 
 import tf_keras
 
@@ -68,6 +70,22 @@ def check(path: str) -> None:
                              f"it failed; {_FIX}")
     if kind not in ("zip", "hdf5"):
         raise ModelFileError(f"model file {path} is {kind}, not a Keras model; {_FIX}")
+    version = keras_version(path) if kind == "zip" else ""
+    if version.split(".")[0].isdigit() and int(version.split(".")[0]) >= 3:
+        raise ModelFileError(
+            f"model file {path} was saved by Keras {version} (a Keras 3 .keras file), and this "
+            "pipeline prunes tf_keras (Keras 2) models only; Keras 3 is not supported yet: "
+            "rebuild the architecture with tf_keras, copy the weights over layer by layer "
+            "(get_weights/set_weights) and save it with tf_keras")
+
+
+def keras_version(path: str) -> str:
+    """The ``keras_version`` a ``.keras`` archive's ``metadata.json`` records ('' if none)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return str(json.loads(archive.read("metadata.json")).get("keras_version", ""))
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile):
+        return ""  # no metadata or a damaged archive: loading says what is wrong
 
 
 def load(path: str):

@@ -32,6 +32,8 @@ MODEL_CASES = [  # model.path case, error type, words of the message
     ("corrupt", ModelFileError, "truncated, corrupt"),
     ("notes", ModelFileError, "is a text file, not a Keras model"),
     ("image", ModelFileError, "is a PNG image, not a Keras model"),
+    ("keras3", ModelFileError, r"was saved by Keras 3\.\d+\.\d+ \(a Keras 3 .keras file\), and "
+     "this pipeline prunes tf_keras"),
     ("subclassed", UnsupportedModelError, "subclassed model"),
     ("shared", UnsupportedModelError, "'shared' .* is shared"),
     ("unsupported", UnsupportedLayerError, "'unitnorm' .*register_handler"),
