@@ -133,7 +133,10 @@ def train(**overrides) -> ml_collections.ConfigDict:
 def prune(**overrides) -> ml_collections.ConfigDict:
     """``config.prune``: how much, by which criterion, and the latency target's settings."""
     p = ml_collections.ConfigDict()
-    p.ratio = 0.5
+    # Fraction of prune.target removed; a tuple, e.g. --config.prune.ratio='(0.3, 0.5, 0.7)',
+    # makes one pruned model per ratio from one baseline (pipeline/run/family.py). Typed
+    # object so that both --config.prune.ratio=0.5 and the tuple parse.
+    p.ratio = ml_collections.FieldReference(0.5, field_type=object)
     p.target = "macs"  # macs, filters or latency (LiteRT, 1-thread edge profile)
     p.criterion = "l1"  # l1, l2, bn_gamma, fpgm, taylor, random
     p.scope = "global"  # global or layer

@@ -3,6 +3,8 @@ r"""The pipeline's entry point: train or load, scan, prune, fine-tune, export, e
   python -m pipeline.main --config=configs/default.py --workdir=/tmp/prune_fmnist
   python -m pipeline.main --config=configs/default.py:quick --workdir=/tmp/q \
       --config.prune.ratio=0.6
+  python -m pipeline.main --config=configs/default.py --workdir=/tmp/family \
+      --config.prune.ratio='(0.3, 0.5, 0.7)'   # a family: pipeline/run/family.py
   prune-pipeline --config=configs/default.py --workdir=/tmp/prune_fmnist --restart
 
 With ``model.path`` the data are loaded at the model's declared input size
@@ -40,7 +42,7 @@ from absl import logging as absl_logging
 from ml_collections import config_flags
 
 from pipeline.errors import PruningError
-from pipeline.run import (config_check, config_errors, model_input, preflight, stages,
+from pipeline.run import (config_check, config_errors, family, model_input, preflight, stages,
                           worker_store)
 from pipeline.run import report as reporting
 from pipeline.run import signals as guard
@@ -85,7 +87,7 @@ def run_pipeline(config, workdir: str, restart: bool = False) -> dict:
                             batch_size=config.train.batch_size, seed=config.seed,
                             preprocess=config.model.preprocess, mean=tuple(config.model.mean),
                             std=tuple(config.model.std))
-    preflight.check_model(config, data.datasets, loaded)
+    preflight.check_model(family.checked(config), data.datasets, loaded)
     store.write_text("config.json", json.dumps(config.to_dict(), indent=1, sort_keys=True))
     seed, deterministic = config.seed, config.deterministic
     with cluster.peer_errors():  # training (baseline, fine-tunes, sparse) under the strategy
@@ -95,6 +97,9 @@ def run_pipeline(config, workdir: str, restart: bool = False) -> dict:
         curves = (stages.sensitivity(config.sensitivity, config.prune, base, data, store,
                                      seed=seed, output=config.model.output)
                   if cluster.is_chief else None)
+        if family.ratios(config.prune):  # a tuple: one model per ratio, run/family.py
+            return family.run(config, base, data, store, curves=curves, cluster=cluster,
+                              model_name=model_name(config.model))
         pruning = stages.prune_and_finetune(
             config.prune, config.finetune, base, data, store, seed=seed,
             deterministic=deterministic, cluster=cluster, output=config.model.output)
@@ -131,6 +136,8 @@ def main(argv):
             sys.exit(_fail(e))
     for line in reporting.failures(report):
         print(f"prune-pipeline: variant failed: {line}", file=sys.stderr, flush=True)
+    for line in reporting.ratio_failures(report):
+        print(f"prune-pipeline: ratio failed: {line}", file=sys.stderr, flush=True)
     sys.exit(reporting.exit_status(report))
 
 

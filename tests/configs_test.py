@@ -181,3 +181,40 @@ def test_default_quick_keeps_todays_values():
     for section, changes in TODAY_QUICK.items():
         expected[section].update(changes)
     assert default.get_config("quick").to_dict() == expected
+
+
+def test_prune_ratio_takes_a_number_or_a_tuple_from_the_command_line():
+    path = os.path.join(CONFIG_DIR, "default.py") + ":quick"
+    assert _parse(["p", f"--config={path}", "--config.prune.ratio=0.6"]).prune.ratio == 0.6
+    assert _parse(["p", f"--config={path}", "--config.prune.ratio=(0.3, 0.5)"]).prune.ratio == (
+        0.3, 0.5)
+    assert default.get_config().prune.ratio == 0.5  # one ratio by default
+    assert default.get_config().to_dict()["prune"]["ratio"] == 0.5
+
+
+@pytest.mark.parametrize("value,message", [
+    ((), r"^config.prune.ratio=\(\) is empty; give one ratio \(0.5\) or several, e.g. "
+         r"--config.prune.ratio='\(0.3, 0.5, 0.7\)'$"),
+    ((0.3, 0.3), r"^config.prune.ratio=\(0.3, 0.3\) lists 0.3 twice; give each ratio once$"),
+    ((0.3, 1.0), r"^config.prune.ratio=\(0.3, 1.0\) holds 1.0; each ratio of a tuple must be "
+                 r"a number in \(0, 1\)$"),
+    ((0.0, 0.5), r"holds 0.0; each ratio"),
+    ((0.5, "x"), r"holds 'x'; each ratio"),
+    ("(0.3,", r"^config.prune.ratio='\(0.3,' must be a number in \[0, 1\) or a tuple of them"),
+    (True, r"config.prune.ratio=True must be a number"),
+    (1.5, r"^config.prune.ratio=1.5 must be in \[0.0, 1.0\)$"),
+])
+def test_config_check_refuses_a_bad_ratio_in_one_line(value, message):
+    from pipeline.run import config_check
+    config = default.get_config("quick")
+    config.prune.ratio = value
+    with pytest.raises(config_check.ConfigError, match=message) as caught:
+        config_check.check(config)
+    assert "\n" not in str(caught.value)
+
+
+def test_config_check_takes_a_tuple_of_ratios():
+    from pipeline.run import config_check
+    config = default.get_config("quick")
+    config.prune.ratio = (0.3, 0.5, 0.7)
+    config_check.check(config)

@@ -65,7 +65,7 @@ def check(config) -> None:
     for threads in config.evaluate.latency_threads:
         _at_least("evaluate.latency_threads", threads, 1)
     _at_least("evaluate.latency_min_secs", config.evaluate.latency_min_secs, 0)
-    _in_range("prune.ratio", config.prune.ratio, 0.0, 1.0, closed_high=False)
+    _check_ratio(config.prune.ratio)
     _in_range("data.val_split", config.data.val_split, 0.0, 1.0, closed_high=False)
     _in_range("finetune.alpha", config.finetune.alpha, 0.0, 1.0)
     _positive("finetune.temperature", config.finetune.temperature)
@@ -127,6 +127,33 @@ def _in_range(key, value, low, high, closed_high=True) -> None:
     if not ok:
         bracket = "]" if closed_high else ")"
         raise ConfigError(f"config.{key}={value!r} must be in [{low}, {high}{bracket}")
+
+
+def _check_ratio(value) -> None:
+    """``prune.ratio``: a number in [0, 1), or a tuple of distinct numbers in (0, 1) (a family,
+    :mod:`pipeline.run.family`)."""
+    if isinstance(value, (tuple, list)):
+        shown = repr(tuple(value))
+        if not value:
+            raise ConfigError("config.prune.ratio=() is empty; give one ratio (0.5) or several, "
+                              "e.g. --config.prune.ratio='(0.3, 0.5, 0.7)'")
+        for ratio in value:
+            if not _is_number(ratio) or not 0 < ratio < 1:
+                raise ConfigError(f"config.prune.ratio={shown} holds {ratio!r}; each ratio of "
+                                  "a tuple must be a number in (0, 1)")
+        twice = [r for i, r in enumerate(value) if r in value[:i]]
+        if twice:
+            raise ConfigError(f"config.prune.ratio={shown} lists {twice[0]!r} twice; give "
+                              "each ratio once")
+        return
+    if not _is_number(value):
+        raise ConfigError(f"config.prune.ratio={value!r} must be a number in [0, 1) or a tuple "
+                          "of them, e.g. --config.prune.ratio='(0.3, 0.5, 0.7)'")
+    _in_range("prune.ratio", value, 0.0, 1.0, closed_high=False)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_round_to(value) -> None:

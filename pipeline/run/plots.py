@@ -7,7 +7,9 @@
 * ``channels.png``: channels of every layer before and after pruning (the
   plan's layer summary), side by side;
 * ``sensitivity.png``: validation accuracy against the fraction of one
-  group's channels removed, one line per group.
+  group's channels removed, one line per group;
+* ``family_tradeoff.png``: a run of several ratios, every file of every
+  ratio (:func:`family_tradeoff`).
 
 Figures are drawn with matplotlib's Agg backend (no display needed) on
 :class:`~matplotlib.figure.Figure` objects, not pyplot, so no global figure
@@ -28,6 +30,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # before any figure: files only, no display
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 from pipeline import atomic  # noqa: E402
 
@@ -86,6 +90,56 @@ def accuracy_vs_cost(variants: list[dict], cost: str, path: str) -> str | None:
     ax.grid(True, alpha=0.3)
     ax.margins(x=0.15, y=0.15)
     ax.legend(loc="best", fontsize="small")
+    return _save(fig, path)
+
+
+def family_tradeoff(points: list[dict], cost: str, path: str) -> str | None:
+    """Accuracy against cost of every file of a family run, Pareto front ringed; returns ``path``.
+
+    One colour per ratio (black for the baseline's files), one marker per
+    variant; the front is the points' ``pareto`` flags
+    (:func:`pipeline.run.family_report.summarise`).
+
+    Args:
+      points: the ``family.points`` of the report.
+      cost: ``"latency"`` (``latency_p50_ms``) or ``"macs"``.
+      path: the PNG to write.
+
+    Returns:
+      ``path``, or None (nothing written) when there is no point.
+    """
+    if not points:
+        return None
+    value = ((lambda p: p["latency_p50_ms"]) if cost == "latency"
+             else (lambda p: p["macs"] / 1e6))
+    ratios = sorted({p["ratio"] for p in points if p["ratio"] is not None})
+    variants = list(dict.fromkeys(p["variant"] for p in points))
+    colours = matplotlib.colormaps["viridis"]
+    fig = Figure(figsize=(7.5, 5), layout="constrained")
+    ax = fig.subplots()
+    for p in points:
+        colour = ("black" if p["ratio"] is None
+                  else colours(ratios.index(p["ratio"]) / max(1, len(ratios) - 1) * 0.9))
+        ax.scatter(value(p), 100 * p["accuracy"], s=50, color=colour, zorder=3,
+                   marker=_MARKERS[variants.index(p["variant"]) % len(_MARKERS)])
+    front = sorted((value(p), 100 * p["accuracy"]) for p in points if p["pareto"])
+    ax.plot(*zip(*front), color="0.3", linestyle="--", linewidth=1, zorder=2)
+    ringed = ax.scatter(*zip(*front), s=200, facecolors="none", edgecolors="crimson",
+                        linewidths=1.5, zorder=4, label="Pareto front")
+    # Markers name the variants and colour swatches the ratios, in one legend.
+    handles = [ringed] + [
+        Line2D([], [], linestyle="none", marker=_MARKERS[i % len(_MARKERS)], color="0.5",
+               label=name) for i, name in enumerate(variants)] + [
+        Patch(color="black", label="baseline")] + [
+        Patch(color=colours(i / max(1, len(ratios) - 1) * 0.9), label=f"ratio {ratio:g}")
+        for i, ratio in enumerate(ratios)]
+    ax.set_xlabel("latency per image, p50 (ms)" if cost == "latency"
+                  else "MACs per image (millions)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"Accuracy against {cost}: {len(ratios)} ratios, {len(variants)} variants")
+    ax.grid(True, alpha=0.3)
+    ax.margins(x=0.15, y=0.15)
+    ax.legend(handles=handles, fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _save(fig, path)
 
 

@@ -36,13 +36,19 @@
 * ``pruned.steps``: per-step ``ratio``, ``plan``, ``keras``, ``macs`` and
   accuracies before and after fine-tuning (iterative pruning, one entry per
   step).
+
+A family run (``prune.ratio`` a tuple, :mod:`pipeline.run.family`) writes
+this report in each ratio's folder; its top-level report has ``config``,
+``baseline``, ``variants`` (the baseline's files), ``family``
+(:mod:`pipeline.run.family_report`), ``sensitivity``, ``distribute`` and
+``plots``, and no ``pruned``.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
 
-from pipeline.run import alignment
+from pipeline.run import alignment, family_report
 from pipeline.run.results import (FAILED, NOT_APPLICABLE, OK, Evaluation, ExportResult,
                                   ModelResult, Pruning, summary)
 
@@ -78,7 +84,7 @@ def build(config: dict, base: ModelResult, pruning: Pruning, exported: list[Expo
                    "steps": [dataclasses.asdict(s) for s in pruning.steps],
                    "latency_target": pruning.plan.report,
                    "round_to": pruning.pruned.record.round_to},
-        "variants": [_variant(item, evaluations.get(item.name), workdir) for item in exported],
+        "variants": [variant(item, evaluations.get(item.name), workdir) for item in exported],
     }
 
 
@@ -86,7 +92,8 @@ _NOT_MADE = dict.fromkeys(("tflite", "keras", "macs", "params", "size_bytes", "a
                            "latency_ms", "parity"))
 
 
-def _variant(item: ExportResult, evaluation: Evaluation | None, workdir: str) -> dict:
+def variant(item: ExportResult, evaluation: Evaluation | None, workdir: str) -> dict:
+    """One entry of ``variants`` (keys: the module doc); sizes are read in ``workdir``."""
     head = {"name": item.name, "source": item.source, "status": item.status,
             "reason": item.reason}
     if not item.ok:
@@ -105,20 +112,28 @@ def exit_status(report: dict) -> int:
     """The shell's status of a finished run: :data:`VARIANT_FAILED` (3) if a variant failed.
 
     A variant that is not applicable was explained, not failed: status 0.
-    A non-chief worker's report has no variants: status 0.
+    A non-chief worker's report has no variants: status 0. In a family run
+    (``prune.ratio`` a tuple), a ratio that failed counts as a failed variant.
 
     Example:
       >>> exit_status({"variants": [{"name": "pruned_int8", "status": "failed"}]})
       3
     """
-    failed = [v for v in report.get("variants", []) if v.get("status", OK) == FAILED]
-    return VARIANT_FAILED if failed else SUCCESS
+    return VARIANT_FAILED if failures(report) or ratio_failures(report) else SUCCESS
 
 
 def failures(report: dict) -> list[str]:
-    """One line per failed variant, ``"<name>: <reason>"`` (for the command line's stderr)."""
-    return [f"{v['name']}: {v['reason']}" for v in report.get("variants", [])
-            if v.get("status", OK) == FAILED]
+    """One line per failed variant, ``"<name>: <reason>"`` (for the command line's stderr);
+    a family's (:mod:`pipeline.run.family_report`) name their ratio."""
+    lines = [f"{v['name']}: {v['reason']}" for v in report.get("variants", [])
+             if v.get("status", OK) == FAILED]
+    return lines + (family_report.variant_failures(report["family"]) if "family" in report
+                    else [])
+
+
+def ratio_failures(report: dict) -> list[str]:
+    """One line per ratio of a family run that failed, ``"<ratio>: <reason>"``."""
+    return family_report.ratio_failures(report["family"]) if "family" in report else []
 
 
 def latency_line(target: dict) -> str:

@@ -178,3 +178,40 @@ class Store:
             with open(marker, "w") as f:
                 f.write(key + "\n")
         return directory
+
+
+class MemberStore(Store):
+    """The sub-folder of one member of a family run, as a store of its own.
+
+    Every name is resolved under ``folder`` of ``parent`` through the
+    parent's own methods, so a member of a non-chief worker's store follows
+    the chief's stamps like the parent does
+    (:class:`pipeline.run.worker_store.WorkerStore`). Names whose first
+    component is in ``shared`` resolve to the parent's (a latency table
+    measured for one ratio serves the others).
+
+    Args:
+      parent: the run's store.
+      folder: the member's sub-folder, relative to the parent's workdir.
+      shared: top-level names the member reads and writes in the parent.
+
+    Example:
+      >>> member = MemberStore(store, "ratio_0.50", shared=("latency_tables",))
+      >>> member.path("plan.json")  # <workdir>/ratio_0.50/plan.json
+    """
+
+    def __init__(self, parent: Store, folder: str, shared: tuple[str, ...] = ()):
+        super().__init__(parent.path(folder), parent.restart)
+        self.parent, self.folder, self.shared = parent, folder, tuple(shared)
+
+    def _name(self, name: str) -> str:
+        return name if name.split("/")[0] in self.shared else f"{self.folder}/{name}"
+
+    def path(self, name: str) -> str:
+        return self.parent.path(self._name(name))
+
+    def fresh(self, name: str, key: str) -> dict | None:
+        return self.parent.fresh(self._name(name), key)
+
+    def scratch(self, name: str, key: str) -> str:
+        return self.parent.scratch(self._name(name), key)

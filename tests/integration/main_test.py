@@ -2,10 +2,12 @@
 
 One module-scoped run in a temporary workdir feeds the schema and number
 checks; a second run in the same workdir overrides ``prune.ratio`` and must
-reuse the baseline; bad flags and values fail with one line on stderr.
+reuse the baseline; a family run (``prune.ratio`` a tuple) starts from the
+first run's baseline; bad flags and values fail with one line on stderr.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -174,6 +176,80 @@ def test_override_reuses_the_baseline(first_run):
     assert second["variants"][1]["macs"] < report["variants"][1]["macs"]
     assert second["variants"][0] == report["variants"][0]  # baseline export and eval reused
     assert "[sensitivity] up to date" in done.stdout  # the scan reads only the baseline
+
+
+# Small: no fine-tuning epoch, two variants, a one-point scan. min_filters=16 leaves the
+# plans of 0.4 and 0.6 as at 1 but makes 0.9 unreachable (81.5% at most): it fails alone.
+FAMILY = ("--config.finetune.epochs=0", "--config.finetune.bn_recalibrate_batches=5",
+          "--config.prune.min_filters=16", "--config.sensitivity.ratios=(0.5,)",
+          "--config.sensitivity.max_batches=1",
+          "--config.export.variants=('baseline_fp32','pruned_fp32')")
+
+
+def test_a_tuple_of_ratios_makes_a_family_that_resumes_and_grows(first_run, tmp_path):
+    source, _, _ = first_run
+    workdir = tmp_path / "family"
+    workdir.mkdir()
+    # The quick run's baseline and its fp32 file: the family's keys are a single run's.
+    (workdir / "tflite").mkdir()
+    for name in ("baseline.keras", "tflite/baseline_fp32.tflite",
+                 "tflite/baseline_fp32.eval.json"):
+        for copied in (name, f"{name}.stamp.json"):
+            shutil.copy(source / copied, workdir / copied)
+    done = run_main(workdir, "--config.prune.ratio=(0.4, 0.6)", *FAMILY)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "[baseline] up to date" in done.stdout
+    assert "[export] up to date: tflite/baseline_fp32.tflite" in done.stdout
+    report = json.loads((workdir / "report.json").read_text())
+    family = report["family"]
+    assert family["ratios"] == [0.4, 0.6] and report["config"]["prune"]["ratio"] == [0.4, 0.6]
+    assert [m["dir"] for m in family["members"]] == ["ratio_0.40", "ratio_0.60"]
+    for member in family["members"]:
+        folder, ratio = workdir / member["dir"], member["ratio"]
+        assert member["status"] == "ok" and abs(member["macs_removed"] - ratio) <= 0.03
+        plan = json.loads((folder / "plan.json").read_text())
+        assert plan["settings"]["ratio"] == ratio
+        sub = json.loads((folder / "report.json").read_text())
+        assert sub["config"]["prune"]["ratio"] == ratio and (folder / "report.md").exists()
+        assert [v["name"] for v in sub["variants"]] == ["baseline_fp32", "pruned_fp32"]
+        assert (folder / sub["variants"][0]["tflite"]).samefile(
+            workdir / "tflite" / "baseline_fp32.tflite")  # shared, named from the folder
+        assert sub["pruned"]["macs"] == pipeline.count_macs(load_keras(folder, "pruned.keras"))
+    points = family["points"]
+    assert [(p["ratio"], p["variant"]) for p in points] == [
+        (None, "baseline_fp32"), (0.4, "pruned_fp32"), (0.6, "pruned_fp32")]
+    for p in points:
+        assert p["size_bytes"] == os.path.getsize(workdir / p["tflite"])
+        assert p["latency_p50_ms"] > 0 and 0 <= p["accuracy"] <= 1
+    cost = [(p["latency_p50_ms"], p["accuracy"]) for p in points]
+    for p, (c, a) in zip(points, cost):  # on the front exactly when nothing beats it
+        beaten = any(c2 <= c and a2 >= a and (c2, a2) != (c, a) for c2, a2 in cost)
+        assert p["pareto"] == (not beaten)
+    markdown = (workdir / "report.md").read_text()
+    assert "| 0.6 | " in markdown and "ratio_0.40/tflite/pruned_fp32.tflite |" in markdown
+    assert report["plots"]["family_tradeoff"] == "plots/family_tradeoff.png"
+    assert "](plots/family_tradeoff.png)" in markdown
+    assert (workdir / "plots" / "family_tradeoff.png").read_bytes()[:4] == b"\x89PNG"
+    assert report["sensitivity"] == "sensitivity.json"  # one scan, for every ratio
+    assert not list(workdir.glob("ratio_*/sensitivity.json"))
+
+    def stamps():
+        return {p: p.stat().st_mtime_ns for p in workdir.rglob("*.stamp.json")}
+
+    before = stamps()
+    again = run_main(workdir, "--config.prune.ratio=(0.4, 0.6)", *FAMILY)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("[prune] up to date") == 2 and "[sensitivity] up to date" in \
+        again.stdout
+    assert "before fine-tuning" not in again.stdout and stamps() == before
+    grown = run_main(workdir, "--config.prune.ratio=(0.4, 0.6, 0.9)", *FAMILY)
+    assert grown.returncode == 3, grown.stderr[-3000:]  # finished, one ratio failed
+    assert grown.stdout.count("[prune] up to date") == 2 and stamps() == before
+    (line,) = [l for l in grown.stderr.splitlines() if l.startswith("prune-pipeline: ")]
+    assert line.startswith("prune-pipeline: ratio failed: 0.9: cannot remove 90.0% of macs")
+    members = json.loads((workdir / "report.json").read_text())["family"]["members"]
+    assert [m["status"] for m in members] == ["ok", "ok", "failed"]
+    assert members[2]["reason"] in line and members[2]["report"] is None
 
 
 def test_unknown_key_fails_with_one_line(tmp_path):

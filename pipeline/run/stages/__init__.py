@@ -26,6 +26,11 @@ stamp (:meth:`pipeline.run.store.Store.cached`). Workdir layout::
   plots/*.png                   accuracy vs MACs and latency, channels per layer, sensitivity
   report.json, report.md
 
+With ``prune.ratio`` a tuple (:mod:`pipeline.run.family`), the baseline, the
+scan and the baseline's variants stay at the top; each ratio's plan, models,
+``tflite/``, plots and report go to ``ratio_<r>/``; the top-level
+``report.json``/``report.md`` summarise the family.
+
 Example:
   >>> data = stages.load_data(config.data, input_size=28, channels=1, batch_size=128, seed=0)
   >>> base = stages.baseline(config.model, config.train, data, store, seed=0)
