@@ -100,7 +100,8 @@ def exit_status(error: BaseException) -> int:
     """The shell's status for a run stopped by ``error``: 128 + signal for an interrupt, else 1.
 
     A run that finishes takes its status from its report instead:
-    :func:`pipeline.run.report.exit_status` (0, or 3 when a requested variant failed).
+    :func:`pipeline.run.report.exit_status` (0, or 3 when a requested variant, or a ratio
+    of a family run, failed).
     """
     if isinstance(error, Interrupted):
         return 128 + int(error.signum)
