@@ -187,8 +187,9 @@ def _write(config, base: ModelResult, shared: list[ExportResult], evaluations: d
             "distribute": cluster.record() or dict(ONE_PROCESS)}
     made = {}
     target = os.path.join(plots.DIRECTORY, "family_tradeoff.png")
-    if plots.family_tradeoff(body["family"]["points"], body["family"]["cost"],
-                             store.path(target)):
+    made_family = body["family"]
+    if plots.family_tradeoff(made_family["points"], made_family["cost"], store.path(target),
+                             threads=made_family["threads"]):
         made["family_tradeoff"] = target
     if curves is not None:
         body["sensitivity"] = "sensitivity.json"

@@ -93,7 +93,8 @@ def accuracy_vs_cost(variants: list[dict], cost: str, path: str) -> str | None:
     return _save(fig, path)
 
 
-def family_tradeoff(points: list[dict], cost: str, path: str) -> str | None:
+def family_tradeoff(points: list[dict], cost: str, path: str,
+                    threads: int | None = None) -> str | None:
     """Accuracy against cost of every file of a family run, Pareto front ringed; returns ``path``.
 
     One colour per ratio (black for the baseline's files), one marker per
@@ -104,6 +105,7 @@ def family_tradeoff(points: list[dict], cost: str, path: str) -> str | None:
       points: the ``family.points`` of the report.
       cost: ``"latency"`` (``latency_p50_ms``) or ``"macs"``.
       path: the PNG to write.
+      threads: the thread count the latencies were timed at (for the axis label).
 
     Returns:
       ``path``, or None (nothing written) when there is no point.
@@ -133,7 +135,8 @@ def family_tradeoff(points: list[dict], cost: str, path: str) -> str | None:
         Patch(color="black", label="baseline")] + [
         Patch(color=colours(i / max(1, len(ratios) - 1) * 0.9), label=f"ratio {ratio:g}")
         for i, ratio in enumerate(ratios)]
-    ax.set_xlabel("latency per image, p50 (ms)" if cost == "latency"
+    at = f", {threads} thread{'s' if threads != 1 else ''}" if threads else ""
+    ax.set_xlabel(f"latency per image{at}, p50 (ms)" if cost == "latency"
                   else "MACs per image (millions)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"Accuracy against {cost}: {len(ratios)} ratios, {len(variants)} variants")
