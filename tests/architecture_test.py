@@ -26,10 +26,10 @@ Besides the directions:
 * absl only in main.py, cli.py, run/ and the three tool CLIs (litert/ab.py,
   android/, latency/grid.py); ml_collections (a ConfigDict) only in main.py
   and run/;
-* tf_keras' private graph API (``tf_keras.src``, ``_keras_history``,
-  ``_inbound_nodes``, ``_nodes_by_depth``, ``_network_nodes``) only in
-  pipeline/pruning/graph.py, counted in code (imports, attributes, names,
-  strings) but not in docstrings or comments;
+* the Kerases' private graph API (``tf_keras.src``, ``keras.src``,
+  ``_keras_history``, ``_inbound_nodes``, ``_nodes_by_depth``,
+  ``_network_nodes``) only in pipeline/pruning/families/, counted in code
+  (imports, attributes, names, strings) but not in docstrings or comments;
 * ``import pipeline`` loads none of ai_edge_litert, ml_collections,
   matplotlib, tensorflow_model_optimization (checked in a child process);
 * no module over 400 lines, at most 10 modules directly in pipeline/.
@@ -71,11 +71,11 @@ ALLOWED = {
 ABSL_ALLOWED = ("pipeline.main", "pipeline.cli", "pipeline.run", "pipeline.litert.ab",
                 "pipeline.android", "pipeline.latency.grid")
 ML_COLLECTIONS_ALLOWED = ("pipeline.main", "pipeline.run")
-KERAS_INTERNALS = ("tf_keras.src", "_keras_history", "_inbound_nodes", "_nodes_by_depth",
-                   "_network_nodes")
-KERAS_OWNER = "pipeline.pruning.graph"
+KERAS_INTERNALS = ("tf_keras.src", "keras.src", "_keras_history", "_inbound_nodes",
+                   "_nodes_by_depth", "_network_nodes")
+KERAS_OWNERS = ("pipeline.pruning.families.legacy", "pipeline.pruning.families.keras3")
 NOT_ON_IMPORT = ("ai_edge_litert", "ml_collections", "matplotlib",
-                 "tensorflow_model_optimization")
+                 "tensorflow_model_optimization", "keras.src")
 MAX_LINES = 400
 MAX_TOP_MODULES = 10
 
@@ -242,21 +242,22 @@ def keras_internals(tree: ast.AST):
                     yield node.lineno, name
 
 
-def test_keras_internals_only_in_the_graph_module():
+def test_keras_internals_only_in_the_family_modules():
     violations = []
     for module, path, tree in parsed():
-        if module == KERAS_OWNER:
+        if module in KERAS_OWNERS:
             continue
         for line, name in sorted(set(keras_internals(tree))):
             violations.append(f"{relative(path)}:{line}: {name}")
     assert not violations, (
-        f"tf_keras internals outside {KERAS_OWNER} (move the access there and return plain "
+        f"Keras internals outside {KERAS_OWNERS} (move the access there and return plain "
         "data):\n" + "\n".join(violations))
 
 
-def test_the_graph_module_is_still_recognised_as_the_owner():
-    """Guards the check above: the owner does use the internals it is allowed."""
-    tree = ast.parse(MODULES[KERAS_OWNER].read_text())
+@pytest.mark.parametrize("owner", KERAS_OWNERS)
+def test_the_family_modules_are_still_recognised_as_the_owners(owner):
+    """Guards the check above: each owner does use the internals it is allowed."""
+    tree = ast.parse(MODULES[owner].read_text())
     assert {name for _, name in keras_internals(tree)} >= {"_keras_history", "_nodes_by_depth"}
 
 

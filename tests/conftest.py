@@ -5,6 +5,13 @@ import pytest
 import tensorflow as tf
 
 
+@pytest.fixture(scope="module", params=["tf_keras", "keras3"])
+def K(request):
+    """The Keras module to build with: tf_keras (Keras 2) or Keras 3 (see tests/kerases.py)."""
+    from kerases import KERASES, KERAS_IDS
+    return KERASES[KERAS_IDS.index(request.param)]
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     np.random.seed(0)

@@ -31,9 +31,9 @@ from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
-import tf_keras
 
 from pipeline.errors import PruningError
+from pipeline.pruning.families import family_of
 
 
 BLOCKS = 3  # alternating blocks per timed file (see time_files)
@@ -85,7 +85,7 @@ def to_tflite(model) -> bytes:
 
 
 def single_layer_model(node, handler, n_in: int, n_out: int):
-    """A one-layer tf_keras model: ``node``'s layer narrowed to ``n_in`` -> ``n_out`` channels.
+    """A one-layer model of ``node``'s Keras: its layer narrowed to ``n_in`` -> ``n_out`` channels.
 
     The layer's config is edited by its handler, exactly as the rebuild does,
     so activations fused into the layer stay fused.
@@ -94,8 +94,7 @@ def single_layer_model(node, handler, n_in: int, n_out: int):
     handler.edit_config(config, node, [n_in], [n_out])
     config["name"] = "op"
     layer = type(node.layer).from_config(config)
-    inputs = tf_keras.Input(tuple(node.in_shapes[0][:-1]) + (n_in,), batch_size=1)
-    return tf_keras.Model(inputs, layer(inputs))
+    return family_of(node.layer).one_layer_model(layer, tuple(node.in_shapes[0][:-1]) + (n_in,))
 
 
 def time_files(paths: Sequence[str], timing: Timing, runs: int, secs: float) -> list[np.ndarray]:
@@ -147,7 +146,7 @@ class ModelTimer:
     """Times pruned variants of one model against it, interleaved.
 
     Args:
-      model: the original tf_keras model (converted once).
+      model: the original model, either Keras (converted once).
       timing: run counts.
     """
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from pipeline.pruning import handlers
 from pipeline.pruning.graph import layer_paths, read_graph
-from pipeline.pruning.handlers.base import channels, short_name
+from pipeline.pruning.handlers.base import channels
 
 _LOG = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def count_macs(model) -> int:
     for node in read_graph(model, allow_shared=_all_names(model)).nodes:
         handler = handlers.find_handler(type(node.layer))
         if handler is None:
-            if node.layer.weights:
+            if node.weights:
                 _LOG.warning("count_macs: no handler for %s (%s); counted as 0 MACs",
                                 node.name, node.class_name)
             continue
@@ -65,8 +65,8 @@ def layer_macs(layer, keep: np.ndarray) -> int:
 def layer_params(layer, keep: np.ndarray) -> int:
     """Parameters of an analysed layer when only ``keep``-ed classes remain."""
     shapes = {}
-    for w in layer.node.layer.weights:
-        shapes[short_name(w)] = list(w.shape)
+    for name, w in layer.node.named_weights.items():
+        shapes[name] = list(w.shape)
     for axis in layer.axes:
         shape = shapes[axis.weight]
         shape[axis.axis] = int(np.count_nonzero(keep[axis.ids]))

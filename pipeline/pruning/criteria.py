@@ -23,7 +23,7 @@ import tf_keras
 
 from pipeline.pruning.channels import Analysis
 from pipeline.errors import PruningError
-from pipeline.pruning.handlers.base import short_name
+
 from pipeline.registry import Registry
 
 _LOG = logging.getLogger(__name__)
@@ -79,8 +79,7 @@ def score(analysis: Analysis, name: str, context: Context) -> dict[str, np.ndarr
 
 
 def _weights(layer) -> dict[str, np.ndarray]:
-    keras_layer = layer.node.layer
-    return dict(zip((short_name(w) for w in keras_layer.weights), keras_layer.get_weights()))
+    return {name: np.asarray(w) for name, w in layer.node.named_weights.items()}
 
 
 def _accumulate(analysis, values, select, reduce) -> np.ndarray:
@@ -189,9 +188,9 @@ def taylor(analysis: Analysis, context: Context) -> np.ndarray:
 
     def products(layer):
         out = {}
-        for w in layer.node.layer.weights:
-            g = grads.get(w.ref())
-            out[short_name(w)] = w.numpy() * g if g is not None else np.zeros(w.shape)
+        for name, w in layer.node.named_weights.items():
+            g = grads.get(id(w))
+            out[name] = np.asarray(w) * g if g is not None else np.zeros(w.shape)
         return out
 
     first_order = np.abs(_accumulate(analysis, products, _scored, lambda rows: rows.sum(1)))
@@ -213,7 +212,7 @@ def _tie_breaker(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
 
 
 def _gradients(model, data, batches: int) -> dict:
-    """Sum of dL/dw over ``batches`` batches, keyed by variable ref."""
+    """Sum of dL/dw over ``batches`` batches, keyed by ``id`` of the variable (either Keras)."""
     loss_fn = _loss_for(model)
     total = {}
     seen = 0
@@ -223,7 +222,7 @@ def _gradients(model, data, batches: int) -> dict:
         for var, g in zip(model.trainable_weights,
                           tape.gradient(loss, model.trainable_weights)):
             if g is not None:
-                total[var.ref()] = total.get(var.ref(), 0) + np.asarray(g)
+                total[id(var)] = total.get(id(var), 0) + np.asarray(g)
         seen += 1
         if seen >= batches:
             break

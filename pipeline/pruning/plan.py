@@ -162,7 +162,7 @@ def summarize(analysis: Analysis, keep: np.ndarray) -> tuple[LayerSummary, ...]:
     rows = []
     for layer in analysis.layers:
         macs = layer_macs(layer, everything)
-        if "#" in layer.node.name or not (macs or layer.node.layer.weights):
+        if "#" in layer.node.name or not (macs or layer.node.weights):
             continue
         out = layer.outs[0] if layer.outs else np.zeros(0, np.int64)
         rows.append(LayerSummary(

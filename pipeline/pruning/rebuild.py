@@ -1,59 +1,59 @@
 """Physically removes channels: a narrower model with the surviving weights copied in.
 
 The rebuild edits the model's own config (filters, units, target shapes...,
-each layer's handler says what), lets tf_keras build the new graph from it,
-then copies every weight, sliced along the axes its handler declared. Layer
-names, nesting and the original model are left as they were.
+each layer's handler says what), lets the model's own Keras (tf_keras or
+Keras 3, through its :class:`~pipeline.pruning.families.Family`) build the new
+graph from it, then copies every weight, sliced along the axes its handler
+declared. Layer names, nesting and the original model are left as they were.
 """
 from __future__ import annotations
 
 import copy
 
 import numpy as np
-import tf_keras
 
 from pipeline.pruning.channels import Analysis
 from pipeline.errors import PlanError
-from pipeline.pruning.graph import layer_paths
-from pipeline.pruning.handlers.base import short_name
 
 
 def rebuild(model, analysis: Analysis, keep: np.ndarray):
     """Builds the narrower twin of ``model`` that keeps the ``keep``-ed channels.
 
     Args:
-      model: the analysed tf_keras model (unchanged).
+      model: the analysed model (unchanged).
       analysis: its :class:`~pipeline.pruning.channels.Analysis`.
       keep: boolean per channel id, from ``analysis.keep_mask``.
 
     Returns:
-      A new tf_keras model with the same layer names and sliced weights.
+      A new model of the same Keras and class, with the same layer names and
+      sliced weights.
 
     Raises:
       PlanError: the plan would leave a layer with no channels.
     """
+    family = analysis.graph.family
     config = copy.deepcopy(model.get_config())
-    _drop_build_configs(config)
+    family.drop_build_state(config)
     for layer in analysis.layers:
         _edit(config, layer, keep)
     for path, key in analysis.graph.bindings:
-        _narrow_input(config, path, int(np.count_nonzero(keep[analysis.tensor_ids[key]])))
-    custom_objects = {type(l).__name__: type(l) for _, l in layer_paths(model)}
-    new_model = type(model).from_config(config, custom_objects=custom_objects)
+        _narrow_input(family, config, path,
+                      int(np.count_nonzero(keep[analysis.tensor_ids[key]])))
+    new_model = family.rebuild_from_config(model, config)
     pairs = []
     for layer in analysis.layers:
-        if "#" in layer.node.name or not layer.node.layer.weights:
+        if "#" in layer.node.name or not layer.node.weights:
             continue  # a shared layer's weights are copied once, with its first call
         target = _get_layer(new_model, layer.node.path)
         pairs.extend(zip(target.weights, sliced_weights(layer, keep)))
-    tf_keras.backend.batch_set_value(pairs)
+    family.assign(pairs)
     return new_model
 
 
 def sliced_weights(layer, keep: np.ndarray) -> list[np.ndarray]:
     """The layer's weights with dropped channels removed along every declared axis."""
     values = layer.node.layer.get_weights()
-    names = [short_name(w) for w in layer.node.layer.weights]
+    names = list(layer.node.named_weights)
     for axis in layer.axes:
         index = names.index(axis.weight)
         kept = np.flatnonzero(keep[axis.ids])
@@ -76,23 +76,13 @@ def _edit(config, layer, keep):
     layer.handler.edit_config(entry["config"], layer.node, in_counts, out_counts)
 
 
-def _narrow_input(config, path, width):
+def _narrow_input(family, config, path, width):
     """A sub-model's InputLayer records its width; make it the pruned one."""
     try:
         entry = _find_entry(config, path)
     except PlanError:
         return  # a Sequential built on first call records no InputLayer
-    shape = entry["config"].get("batch_input_shape")
-    if entry.get("class_name") == "InputLayer" and shape:
-        entry["config"]["batch_input_shape"] = tuple(shape[:-1]) + (width,)
-
-
-def _drop_build_configs(config):
-    """Layers must build from the new graph's shapes, not the recorded old ones."""
-    for entry in config.get("layers", ()):
-        entry.pop("build_config", None)
-        if "layers" in entry.get("config", {}):
-            _drop_build_configs(entry["config"])
+    family.narrow_input(entry, width)
 
 
 def _find_entry(config, path):

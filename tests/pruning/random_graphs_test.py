@@ -19,13 +19,12 @@ of the first property, ``RANDOM_CONVERT_EXAMPLES=N`` sets the second's count
 import os
 
 import numpy as np
+import pytest
 import tensorflow as tf
-import tf_keras
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 import pipeline
-
-L = tf_keras.layers
+from kerases import KERAS_IDS, KERASES
 
 settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow])
@@ -48,8 +47,9 @@ def programs(draw):
 class Builder:
     """Builds a program at given widths; a tensor's width is a list of variables."""
 
-    def __init__(self, widths):
+    def __init__(self, widths, K):
         self.w = widths
+        self.K = K
         self.next_var = 0
 
     def var(self):
@@ -61,57 +61,57 @@ class Builder:
         return sum(self.w[v] for v in vars_)
 
     def conv(self, x, name, filters, **kw):
-        return L.Conv2D(filters, kw.pop("kernel", 3), padding="same", name=name, **kw)(x)
+        return self.K.layers.Conv2D(filters, kw.pop("kernel", 3), padding="same", name=name, **kw)(x)
 
     def block(self, kind, x, vars_, i):
         if kind == "conv":
             v = self.var()
             x = self.conv(x, v, self.w[v])
-            x = L.BatchNormalization(name=f"bn{i}")(x)
-            return L.ReLU(name=f"relu{i}")(x), [v]
+            x = self.K.layers.BatchNormalization(name=f"bn{i}")(x)
+            return self.K.layers.ReLU(name=f"relu{i}")(x), [v]
         if kind == "residual":
             y = self.conv(x, f"res{i}", self.width(vars_), kernel=1)
-            return L.Add(name=f"add{i}")([x, y]), vars_
+            return self.K.layers.Add(name=f"add{i}")([x, y]), vars_
         if kind == "concat":
             v = self.var()
             y = self.conv(x, v, self.w[v], activation="sigmoid")
-            return L.Concatenate(name=f"cat{i}")([x, y]), vars_ + [v]
+            return self.K.layers.Concatenate(name=f"cat{i}")([x, y]), vars_ + [v]
         if kind == "se":
             v = self.var()
-            s = L.GlobalAveragePooling2D(name=f"se_gap{i}")(x)
-            s = L.Reshape((1, 1, self.width(vars_)), name=f"se_shape{i}")(s)
+            s = self.K.layers.GlobalAveragePooling2D(name=f"se_gap{i}")(x)
+            s = self.K.layers.Reshape((1, 1, self.width(vars_)), name=f"se_shape{i}")(s)
             s = self.conv(s, v, self.w[v], kernel=1, activation="relu")
             s = self.conv(s, f"se_e{i}", self.width(vars_), kernel=1, activation="sigmoid")
-            return L.Multiply(name=f"se_mul{i}")([x, s]), vars_
+            return self.K.layers.Multiply(name=f"se_mul{i}")([x, s]), vars_
         if kind == "depthwise":
-            x = L.DepthwiseConv2D(3, padding="same", name=f"dw{i}")(x)
-            return L.BatchNormalization(name=f"dw_bn{i}")(x), vars_
+            x = self.K.layers.DepthwiseConv2D(3, padding="same", name=f"dw{i}")(x)
+            return self.K.layers.BatchNormalization(name=f"dw_bn{i}")(x), vars_
         if kind == "separable":
             v = self.var()
-            return L.SeparableConv2D(self.w[v], 3, padding="same", name=v)(x), [v]
+            return self.K.layers.SeparableConv2D(self.w[v], 3, padding="same", name=v)(x), [v]
         if kind == "nested":
             v = self.var()
-            seq = tf_keras.Sequential([L.Conv2D(self.w[v], 3, padding="same", name=v),
-                                       L.ReLU(name=f"nrelu{i}")], name=f"nested{i}")
+            seq = self.K.Sequential([self.K.layers.Conv2D(self.w[v], 3, padding="same", name=v),
+                                       self.K.layers.ReLU(name=f"nrelu{i}")], name=f"nested{i}")
             return seq(x), [f"nested{i}/{v}"]
         if kind == "pool":
-            return L.MaxPooling2D(padding="same", name=f"pool{i}")(x), vars_
+            return self.K.layers.MaxPooling2D(2, padding="same", name=f"pool{i}")(x), vars_
         raise ValueError(kind)
 
     def build(self, program):
         blocks, _, head = program
-        x = inp = tf_keras.Input((6, 6, 3))
+        x = inp = self.K.Input((6, 6, 3))
         v = self.var()
         x = self.conv(x, v, self.w[v])
         vars_ = [v]
         for i, kind in enumerate(blocks):
             x, vars_ = self.block(kind, x, [u.split("/")[-1] for u in vars_], i)
-        x = L.GlobalAveragePooling2D(name="gap")(x) if head == "gap" else L.Flatten(name="fl")(x)
-        return tf_keras.Model(inp, L.Dense(3, name="head")(x))
+        x = self.K.layers.GlobalAveragePooling2D(name="gap")(x) if head == "gap" else self.K.layers.Flatten(name="fl")(x)
+        return self.K.Model(inp, self.K.layers.Dense(3, name="head")(x))
 
 
-def build(program, widths=None):
-    return Builder(widths or program[1]).build(program)
+def build(program, K, widths=None):
+    return Builder(widths or program[1], K).build(program)
 
 
 def producer_of(analysis, var):
@@ -130,6 +130,8 @@ def randomize(model, rng):
 
 def kill(analysis, dead):
     for layer in analysis.layers:
+        if not layer.node.weights:
+            continue
         keras_layer = layer.node.layer
         names = [w.name.split("/")[-1].split(":")[0] for w in keras_layer.weights]
         values = keras_layer.get_weights()
@@ -144,9 +146,10 @@ def kill(analysis, dead):
 @example((["conv", "conv", "residual", "concat", "residual"],
           {**{f"v{i}": 2 for i in range(12)}, "v3": 3}, "gap"), 0, "bn_gamma")
 @given(programs(), st.integers(0, 2**31 - 1), st.sampled_from(["l1", "l2", "bn_gamma", "fpgm"]))
-def test_dead_channels_prune_to_the_narrower_twin(program, seed, criterion):
+@pytest.mark.parametrize("K", KERASES, ids=KERAS_IDS)
+def test_dead_channels_prune_to_the_narrower_twin(K, program, seed, criterion):
     rng = np.random.default_rng(seed)
-    model = build(program)
+    model = build(program, K)
     randomize(model, rng)
     analysis = pipeline.analyse(model)
     dead = np.zeros(analysis.n_ids, bool)
@@ -170,15 +173,16 @@ def test_dead_channels_prune_to_the_narrower_twin(program, seed, criterion):
         narrow[var] = width - int(dead[outs].sum()) if outs is not None else width
     x = rng.normal(size=(2, 6, 6, 3)).astype("float32")
     np.testing.assert_allclose(result.model(x).numpy(), model(x).numpy(), rtol=1e-4, atol=1e-4)
-    assert result.model.count_params() == build(program, narrow).count_params()
+    assert result.model.count_params() == build(program, K, narrow).count_params()
 
 
 @settings(max_examples=int(os.environ.get("RANDOM_CONVERT_EXAMPLES", "12")))
 @given(programs(), st.floats(0.0, 0.7), st.sampled_from(["filters", "macs"]),
        st.sampled_from(pipeline.criterion_names()), st.sampled_from(["layer", "global"]),
        st.sampled_from([1, 2, 4]))
-def test_random_pruning_runs_and_converts(program, ratio, target, criterion, scope, round_to):
-    model = build(program)
+@pytest.mark.parametrize("K", KERASES, ids=KERAS_IDS)
+def test_random_pruning_runs_and_converts(K, program, ratio, target, criterion, scope, round_to):
+    model = build(program, K)
     data = [(np.random.rand(4, 6, 6, 3).astype("float32"), np.arange(4) % 3)]
     try:
         result = pipeline.prune(model, ratio, target=target, criterion=criterion, scope=scope,

@@ -4,7 +4,7 @@ Importing this package registers the built-in handlers. Public helpers for
 your own layers: :func:`register_handler`, :func:`per_channel`,
 :func:`passthrough`, :func:`opaque`.
 """
-from pipeline.pruning.handlers import channelwise, conv, merge, reshape, tfop  # noqa: F401  (registration)
+from pipeline.pruning.handlers import channelwise, conv, merge, ops, reshape  # noqa: F401  (registration)
 from pipeline.pruning.handlers.base import (Handler, SparseKernel, WeightAxis, find_handler,
                                             get_handler, register_handler, registered_classes,
                                             sparse_kernel)

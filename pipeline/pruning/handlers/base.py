@@ -24,7 +24,8 @@ custom layers fit :func:`pipeline.pruning.handlers.per_channel` or
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable
+import re
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -117,13 +118,16 @@ class Handler:
 
 
 _REGISTRY: dict[type, Handler] = {}
+# Handlers declared by class name, for every Keras family (see :func:`declare`).
+_DECLARED: list[tuple[tuple[str, ...], Handler]] = []
+_RESOLVERS: list[Callable[[str], type | None]] = []
 
 
 def register_handler(layer_class: type, handler: Handler, *, replace: bool = False) -> None:
     """Registers ``handler`` for exactly ``layer_class`` (subclasses are not implied).
 
     Args:
-      layer_class: a tf_keras layer class.
+      layer_class: a layer class of either Keras (tf_keras or Keras 3).
       handler: a :class:`Handler` instance.
       replace: allow overriding an existing registration (tests, plug-ins).
 
@@ -131,8 +135,8 @@ def register_handler(layer_class: type, handler: Handler, *, replace: bool = Fal
       RegistryError: the class already has a handler and ``replace`` is False.
 
     Example:
-      >>> import pipeline, tf_keras
-      >>> class Scale(tf_keras.layers.Layer): ...
+      >>> import pipeline, keras
+      >>> class Scale(keras.layers.Layer): ...
       >>> pipeline.register_handler(Scale, pipeline.pruning.handlers.per_channel(("gamma",)))
     """
     if not isinstance(handler, Handler):
@@ -145,6 +149,41 @@ def register_handler(layer_class: type, handler: Handler, *, replace: bool = Fal
     _REGISTRY[layer_class] = handler
 
 
+def declare(names: Iterable[str], handler: Handler) -> None:
+    """Registers ``handler`` for the classes called ``names`` in every Keras family.
+
+    A handler describes a layer's channels, not which Keras it came from: one
+    declaration covers ``tf_keras.layers.Conv2D`` and ``keras.layers.Conv2D``.
+    A name is a public layer name (``"Conv2D"``), a private class a family
+    knows (``"LayerScale"``), or a Keras 3 operation by its module in Keras
+    3's source tree and its class (``"op:ops.numpy.Add"``).
+    Families loaded later (Keras 3 loads on first use) get it then.
+    """
+    names = tuple(names)
+    _DECLARED.append((names, handler))
+    for resolve in _RESOLVERS:
+        _register_resolved(resolve, names, handler)
+
+
+def add_family(resolve: Callable[[str], type | None]) -> None:
+    """Registers every declared handler for the classes ``resolve`` gives their names."""
+    _RESOLVERS.append(resolve)
+    for names, handler in _DECLARED:
+        _register_resolved(resolve, names, handler)
+
+
+def declared_names() -> list[str]:
+    """Every name a handler was declared for, in declaration order."""
+    return [name for names, _ in _DECLARED for name in names]
+
+
+def _register_resolved(resolve, names, handler):
+    for name in names:
+        cls = resolve(name)
+        if cls is not None and cls not in _REGISTRY:
+            _REGISTRY[cls] = handler
+
+
 def register_all(classes: Iterable[type], handler: Handler) -> None:
     for cls in classes:
         register_handler(cls, handler)
@@ -152,6 +191,7 @@ def register_all(classes: Iterable[type], handler: Handler) -> None:
 
 def find_handler(layer_class: type) -> Handler | None:
     """The handler registered for exactly ``layer_class``, or None."""
+    _load_family_of(layer_class)
     return _REGISTRY.get(layer_class)
 
 
@@ -161,7 +201,7 @@ def get_handler(node) -> Handler:
     Raises:
       UnsupportedLayerError: naming the layer, its class and the two fixes.
     """
-    handler = _REGISTRY.get(type(node.layer))
+    handler = find_handler(type(node.layer))
     if handler is None:
         cls = type(node.layer)
         raise UnsupportedLayerError(
@@ -183,8 +223,36 @@ def sparse_kernel(layer) -> SparseKernel | None:
       >>> sparse_kernel(tf_keras.layers.Dense(8))
       SparseKernel(weight='kernel', in_axis=-2, two_of_four=True, block_1x4=True, reason='')
     """
-    handler = _REGISTRY.get(type(layer))
+    handler = find_handler(type(layer))
     return handler.sparse if handler is not None else None
+
+
+def _load_family_of(layer_class: type) -> None:
+    if layer_class in _REGISTRY:
+        return
+    from pipeline.pruning import families  # a Keras 3 class loads its family on first sight
+    families.for_class(layer_class)
+
+
+def weight_names(layer) -> list[str]:
+    """The names handlers give ``layer.weights``, in order (``["kernel", "bias"]``).
+
+    A weight's own short name, except for a Keras 3 variable made without a
+    name (``variable_39``, as ConvNeXt's LayerScale makes its gamma): then the
+    layer attribute holding it (``gamma``), which is what both Kerases' code
+    calls it.
+    """
+    weights = list(getattr(layer, "weights", ()))
+    attributes = None
+    names = []
+    for w in weights:
+        name = short_name(w)
+        if re.fullmatch(r"variable(_\d+)?", name):
+            if attributes is None:
+                attributes = {id(v): k for k, v in vars(layer).items() if hasattr(v, "assign")}
+            name = attributes.get(id(w), name)
+        names.append(name)
+    return names
 
 
 def short_name(variable) -> str:

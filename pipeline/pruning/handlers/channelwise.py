@@ -15,10 +15,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import tf_keras
-
-from pipeline.pruning import graph
-from pipeline.pruning.handlers.base import Handler, WeightAxis, channels, register_all, short_name
+from pipeline.pruning.handlers.base import Handler, WeightAxis, channels, declare
 
 
 class PassThroughHandler(Handler):
@@ -55,7 +52,7 @@ class PerChannelHandler(Handler):
     def weight_axes(self, node, ins, outs):
         if not self._acts_on_channels(node):
             return []
-        present = {short_name(w): tuple(w.shape) for w in node.layer.weights}
+        present = {name: tuple(w.shape) for name, w in node.named_weights.items()}
         axes = []
         for name in self.weights:
             shape = present.get(name)
@@ -134,23 +131,22 @@ def per_channel(weights: Sequence[str], *, scored: Sequence[str] | None = None,
     return PerChannelHandler(weights, scored=scored, config_key=config_key, axis_key=axis_key)
 
 
-L = tf_keras.layers
-register_all([
-    L.ReLU, L.LeakyReLU, L.ELU, L.ThresholdedReLU, L.Dropout, L.SpatialDropout1D,
-    L.SpatialDropout2D, L.SpatialDropout3D, L.GaussianNoise, L.GaussianDropout, L.AlphaDropout,
-    L.ActivityRegularization,
-    L.MaxPooling1D, L.MaxPooling2D, L.MaxPooling3D, L.AveragePooling1D, L.AveragePooling2D,
-    L.AveragePooling3D, L.GlobalAveragePooling1D, L.GlobalAveragePooling2D,
-    L.GlobalAveragePooling3D, L.GlobalMaxPooling1D, L.GlobalMaxPooling2D, L.GlobalMaxPooling3D,
-    L.ZeroPadding1D, L.ZeroPadding2D, L.ZeroPadding3D, L.Cropping1D, L.Cropping2D, L.Cropping3D,
-    L.UpSampling1D, L.UpSampling2D, L.UpSampling3D, L.Rescaling,
+declare([
+    "ReLU", "LeakyReLU", "ELU", "ThresholdedReLU", "Dropout", "SpatialDropout1D",
+    "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
+    "ActivityRegularization", "Identity",
+    "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
+    "AveragePooling3D", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
+    "GlobalAveragePooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
+    "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D",
+    "UpSampling1D", "UpSampling2D", "UpSampling3D", "Rescaling",
 ], PassThroughHandler())
-register_all([L.Activation, L.Softmax], ActivationHandler())
-register_all([L.BatchNormalization], PerChannelHandler(
+declare(["Activation", "Softmax"], ActivationHandler())
+declare(["BatchNormalization"], PerChannelHandler(
     ("gamma", "beta", "moving_mean", "moving_variance"), scored=("gamma", "beta"),
     tags={"gamma": {"bn_scale"}}, axis_key="axis"))
-register_all([L.LayerNormalization], PerChannelHandler(("gamma", "beta"), axis_key="axis"))
-register_all([L.PReLU], PerChannelHandler(("alpha",)))
-register_all([L.Normalization], PerChannelHandler(("mean", "variance"), scored=()))
+declare(["LayerNormalization"], PerChannelHandler(("gamma", "beta"), axis_key="axis"))
+declare(["PReLU"], PerChannelHandler(("alpha",)))
+declare(["Normalization"], PerChannelHandler(("mean", "variance"), scored=()))
 # ConvNeXt's LayerScale multiplies each channel by gamma; its config stores the width.
-register_all([graph.LAYER_SCALE], PerChannelHandler(("gamma",), config_key="projection_dim"))
+declare(["LayerScale"], PerChannelHandler(("gamma",), config_key="projection_dim"))

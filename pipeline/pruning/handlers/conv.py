@@ -1,9 +1,10 @@
 """Handlers of the layers that compute new channels: convolutions and Dense.
 
-Kernel layouts (tf_keras, channels_last):
+Kernel layouts (both Kerases, channels_last):
   Conv*D:          (*k, C_in / groups, C_out)
   Conv*DTranspose: (*k, C_out, C_in)
-  DepthwiseConv*D: (*k, C_in, depth_multiplier)
+  DepthwiseConv*D: (*k, C_in, depth_multiplier), named ``depthwise_kernel`` in
+                   tf_keras and ``kernel`` in Keras 3
   SeparableConv*D: depthwise (*k, C_in, m), pointwise (1.., C_in * m, C_out)
   Dense:           (C_in, units)
 
@@ -15,17 +16,16 @@ positions x C_in x units; Transpose uses the input positions.
 from __future__ import annotations
 
 import numpy as np
-import tf_keras
 
 from pipeline.errors import UnsupportedLayerError
 from pipeline.pruning.handlers.base import (Handler, SparseKernel, WeightAxis, channels,
-                                            register_all, short_name, spatial)
+                                            declare, spatial)
 
 
 def _kernel_size(node, name="kernel") -> int:
-    for w in node.layer.weights:
-        if short_name(w) == name:
-            return int(np.prod(w.shape[:-2]))
+    w = node.named_weights.get(name)
+    if w is not None:
+        return int(np.prod(w.shape[:-2]))
     raise UnsupportedLayerError(f"layer '{node.name}' has no weight named {name}")
 
 
@@ -120,11 +120,16 @@ class DepthwiseHandler(Handler):
         return [np.repeat(ins[0], node.layer.depth_multiplier)]
 
     def weight_axes(self, node, ins, outs):
-        axes = [WeightAxis("depthwise_kernel", -2, ins[0], "out")]
+        axes = [WeightAxis(_depthwise_name(node), -2, ins[0], "out")]
         return _with_bias(node, axes, outs[0])
 
     def macs(self, node, n_in, n_out):
-        return spatial(node.out_shapes[0]) * _kernel_size(node, "depthwise_kernel") * n_out
+        return spatial(node.out_shapes[0]) * _kernel_size(node, _depthwise_name(node)) * n_out
+
+
+def _depthwise_name(node) -> str:
+    names = set(node.named_weights)
+    return "depthwise_kernel" if "depthwise_kernel" in names else "kernel"
 
 
 class SeparableHandler(Handler):
@@ -185,11 +190,10 @@ TRANSPOSE_KERNEL = SparseKernel(
     reason="transposed conv: its input channels are the kernel's last axis, and TF-MOT's "
            "2:4 mask groups the second-to-last (its output channels)")
 
-L = tf_keras.layers
-register_all([L.Conv1D, L.Conv2D], ConvHandler(sparse=CONV_KERNEL))
-register_all([L.Conv3D], ConvHandler(sparse=CONV3D_KERNEL))
-register_all([L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose],
-             ConvTransposeHandler(sparse=TRANSPOSE_KERNEL))
-register_all([L.DepthwiseConv1D, L.DepthwiseConv2D], DepthwiseHandler(sparse=DEPTHWISE_KERNEL))
-register_all([L.SeparableConv1D, L.SeparableConv2D], SeparableHandler(sparse=POINTWISE_KERNEL))
-register_all([L.Dense], DenseHandler(sparse=DENSE_KERNEL))
+declare(["Conv1D", "Conv2D"], ConvHandler(sparse=CONV_KERNEL))
+declare(["Conv3D"], ConvHandler(sparse=CONV3D_KERNEL))
+declare(["Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"],
+        ConvTransposeHandler(sparse=TRANSPOSE_KERNEL))
+declare(["DepthwiseConv1D", "DepthwiseConv2D"], DepthwiseHandler(sparse=DEPTHWISE_KERNEL))
+declare(["SeparableConv1D", "SeparableConv2D"], SeparableHandler(sparse=POINTWISE_KERNEL))
+declare(["Dense"], DenseHandler(sparse=DENSE_KERNEL))

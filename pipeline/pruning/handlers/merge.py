@@ -12,10 +12,8 @@
 from __future__ import annotations
 
 import numpy as np
-import tf_keras
 
-from pipeline.pruning import graph
-from pipeline.pruning.handlers.base import Handler, channels, register_all
+from pipeline.pruning.handlers.base import Handler, channels, declare
 
 
 class CouplerHandler(Handler):
@@ -42,7 +40,6 @@ class ConcatenateHandler(Handler):
         return CouplerHandler().trace(node, ins, tracer)
 
 
-L = tf_keras.layers
-register_all([L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Minimum,
-              graph.CUSTOM_SCALE_LAYER], CouplerHandler())
-register_all([L.Concatenate], ConcatenateHandler())
+declare(["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "CustomScaleLayer"],
+        CouplerHandler())
+declare(["Concatenate"], ConcatenateHandler())

@@ -11,9 +11,8 @@ opaque: its channels are kept.
 from __future__ import annotations
 
 import numpy as np
-import tf_keras
 
-from pipeline.pruning.handlers.base import Handler, register_all
+from pipeline.pruning.handlers.base import Handler, declare
 from pipeline.pruning.handlers.channelwise import OpaqueHandler
 
 
@@ -65,7 +64,6 @@ class PermuteHandler(ReshapeLikeHandler):
         return np.transpose(positions, [d - 1 for d in node.layer.dims])
 
 
-L = tf_keras.layers
-register_all([L.Flatten], FlattenHandler())
-register_all([L.Reshape], ReshapeHandler())
-register_all([L.Permute], PermuteHandler())
+declare(["Flatten"], FlattenHandler())
+declare(["Reshape"], ReshapeHandler())
+declare(["Permute"], PermuteHandler())
