@@ -19,6 +19,11 @@ and the labels as a TENSOR_AXIS_LABELS associated file.
   inputs (q = pixel - 128) mean 128, std 1; MediaPipe and the Task Library
   accept only uint8 and float32 inputs, so an int8 model is for direct
   interpreter use.
+* A model of several outputs (heads) gets one output entry per head, in the
+  file's output order, found by the signature's names: the classifier (the
+  ``classifier`` output) as above, with the labels; every other head a
+  plain tensor entry named after its Keras output layer (``conv6-2``), with
+  its shape in the description and no labels.
 * :func:`read_metadata` reads it back with ``MetadataDisplayer``, and
   :func:`read_normalization` the input's mean and std, as a client applies them.
 
@@ -41,6 +46,7 @@ from ai_edge_litert.interpreter import Interpreter
 from pipeline import atomic
 from pipeline.errors import PruningError
 from pipeline.export import mediapipe_metadata
+from pipeline.litert import tensors
 
 metadata_info, writer_utils, mp_metadata, metadata_fb = mediapipe_metadata.writers()
 
@@ -85,7 +91,8 @@ def write_labels(path: str, class_names) -> str:
     return atomic.write_text(path, "\n".join(names) + "\n")
 
 
-def add_metadata(tflite: bytes, labels_path: str, info: ModelInfo, preprocess=None) -> bytes:
+def add_metadata(tflite: bytes, labels_path: str, info: ModelInfo, preprocess=None,
+                 classifier: str = "") -> bytes:
     """The model with image-classifier metadata and ``labels_path`` packed in.
 
     Args:
@@ -94,15 +101,19 @@ def add_metadata(tflite: bytes, labels_path: str, info: ModelInfo, preprocess=No
       info: the :class:`ModelInfo`.
       preprocess: the model's :class:`pipeline.data.preprocess.Preprocess`,
         the normalisation of a float input (None: ``unit``, mean 0, std 255).
+      classifier: a multi-head file's class-score output, by its signature name
+        ('' for a file of one output).
 
     Returns:
       The model's bytes with the metadata.
 
     Raises:
       MetadataError: the input is not 1xHxWx3, its dtype has no normalisation
-        rule, or the writer fails.
+        rule, a multi-head file has no output called ``classifier``, or the
+        writer fails.
     """
-    (detail,) = Interpreter(model_content=tflite).get_input_details()
+    interpreter = Interpreter(model_content=tflite)
+    (detail,) = interpreter.get_input_details()
     shape, dtype = [int(d) for d in detail["shape"]], np.dtype(detail["dtype"]).name
     if len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
         raise MetadataError(f"{info.name}: input shape {shape} is not 1xHxWx3; export the "
@@ -123,12 +134,9 @@ def add_metadata(tflite: bytes, labels_path: str, info: ModelInfo, preprocess=No
             name="image", description=f"RGB image, {shape[1]}x{shape[2]}, {dtype}",
             norm_mean=mean, norm_std=std, color_space_type=metadata_fb.ColorSpaceType.RGB,
             tensor_type=writer_utils.get_input_tensor_types(tflite)[0])
-        scores = metadata_info.ClassificationTensorMd(
-            name="probability", description="Probabilities of the labels.",
-            label_files=[metadata_info.LabelFileMd(labels_path)],
-            tensor_type=writer_utils.get_output_tensor_types(tflite)[0])
+        outputs = _outputs_md(tflite, interpreter, labels_path, classifier, info.name)
         populator = mp_metadata.MetadataPopulator.with_model_buffer(bytearray(tflite))
-        populator.load_metadata_buffer(_metadata_buffer(general, image, scores))
+        populator.load_metadata_buffer(_metadata_buffer(general, image, outputs))
         populator.load_associated_files([os.fspath(labels_path)])
         populator.populate()
         return bytes(populator.get_model_buffer())
@@ -136,11 +144,37 @@ def add_metadata(tflite: bytes, labels_path: str, info: ModelInfo, preprocess=No
         raise MetadataError(f"{info.name}: writing TFLite metadata failed: {e}") from e
 
 
-def _metadata_buffer(general, image, scores) -> bytearray:
-    """The ``ModelMetadata`` flatbuffer of one subgraph with one input and one output."""
+def _outputs_md(tflite: bytes, interpreter, labels_path: str, classifier: str,
+                name: str) -> list:
+    """One output entry per output of the file, in its order (see the module doc)."""
+    types = writer_utils.get_output_tensor_types(tflite)
+    details = interpreter.get_output_details()
+    names = tensors.output_names(interpreter)
+    heads = [names.get(int(d["index"]), d["name"]) for d in details]
+    if len(details) > 1 and classifier not in heads:
+        raise MetadataError(f"{name}: the file has {len(details)} outputs ({', '.join(heads)}) "
+                            f"and none is the classifier {classifier!r}; pass "
+                            "classifier=<one of those names>", argument="classifier")
+    entries = []
+    for detail, head, tensor_type in zip(details, heads, types):
+        if len(details) == 1 or head == classifier:
+            entries.append(metadata_info.ClassificationTensorMd(
+                name="probability" if len(details) == 1 else head,
+                description="Probabilities of the labels.",
+                label_files=[metadata_info.LabelFileMd(labels_path)], tensor_type=tensor_type))
+        else:
+            shape = "x".join(str(int(d)) for d in detail["shape"])
+            entries.append(metadata_info.TensorMd(
+                name=head, description=f"Output '{head}' ({shape}) of the model's head of that "
+                                       "name: not class scores, no labels."))
+    return entries
+
+
+def _metadata_buffer(general, image, outputs: list) -> bytearray:
+    """The ``ModelMetadata`` flatbuffer of one subgraph with one input and ``outputs``."""
     graph = metadata_fb.SubGraphMetadataT()
     graph.inputTensorMetadata = [image.create_metadata()]
-    graph.outputTensorMetadata = [scores.create_metadata()]
+    graph.outputTensorMetadata = [out.create_metadata() for out in outputs]
     model = general.create_metadata()
     model.subgraphMetadata = [graph]
     builder = flatbuffers.Builder(0)

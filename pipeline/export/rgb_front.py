@@ -52,7 +52,10 @@ def with_rgb_front(model, preprocess=None):
 
     Returns:
       A new model named ``<name>_rgb`` taking (1, H, W, 3) float images, the
-      model's input in R, G, B order.
+      model's input in R, G, B order. A model of several outputs (heads) keeps
+      each output's name (an identity layer named like ``model``'s output
+      layer), so the ``.tflite`` signature names every head and readers find
+      them by name (:func:`pipeline.litert.tensors.output_detail`).
 
     Raises:
       RgbFrontError: the model's input has neither 1 nor 3 channels, or a
@@ -76,7 +79,19 @@ def with_rgb_front(model, preprocess=None):
         to_bgr = tf_keras.layers.Conv2D(3, 1, use_bias=False, trainable=False, name="rgb_to_bgr")
         x = to_bgr(x)
         to_bgr.set_weights([np.eye(3, dtype=np.float32)[::-1].reshape(1, 1, 3, 3)])
-    return tf_keras.Model(rgb, model(x), name=f"{model.name}_rgb")
+    return tf_keras.Model(rgb, _named_outputs(model, model(x)), name=f"{model.name}_rgb")
+
+
+def _named_outputs(model, outputs):
+    """``model``'s outputs on a new input, each of several named like ``model``'s own.
+
+    Without the identity layers every head of the wrapping model would be named
+    after ``model`` itself; the converter drops them (no op in the file).
+    """
+    if len(model.outputs) == 1:
+        return outputs
+    return [tf_keras.layers.Activation("linear", name=name)(out)
+            for name, out in zip(model.output_names, outputs)]
 
 
 def with_normalization(front, preprocess):
@@ -101,7 +116,7 @@ def with_normalization(front, preprocess):
     normalize = tf_keras.layers.DepthwiseConv2D(1, trainable=False, name="normalize")
     x = normalize(unit)
     normalize.set_weights([(255.0 / std).reshape(1, 1, 3, 1), -mean / std])
-    return tf_keras.Model(unit, front(x), name=f"{front.name}_normalized")
+    return tf_keras.Model(unit, _named_outputs(front, front(x)), name=f"{front.name}_normalized")
 
 
 def to_rgb(images: np.ndarray) -> np.ndarray:

@@ -37,7 +37,7 @@ import tf_keras
 from pipeline.export.sparse_check import SparsityError
 from pipeline.export.sparse_kernels import BLOCK, MODES, M, N, Ineligible, kernel_variable, plan
 from pipeline.pruning import handlers
-from pipeline.training import bn_stats, distribute, traps
+from pipeline.training import bn_stats, distribute, heads, traps
 from pipeline.training.distill import outputs_probabilities
 
 
@@ -94,7 +94,8 @@ class SparseModel:
 
 
 def finetune_sparse(model, mode: str, recipe: SparseRecipe, train, steps_per_epoch: int,
-                    cluster: distribute.Cluster | None = None) -> SparseModel:
+                    cluster: distribute.Cluster | None = None,
+                    classifier: str = "") -> SparseModel:
     """Fine-tunes a copy of ``model`` under ``mode``'s sparsity; ``model`` is left as it was.
 
     Given a ``cluster`` with a ``tf.distribute`` strategy, the copy is built
@@ -109,6 +110,10 @@ def finetune_sparse(model, mode: str, recipe: SparseRecipe, train, steps_per_epo
       steps_per_epoch: used when ``recipe.steps`` is 0.
       cluster: the :class:`pipeline.training.distribute.Cluster` to train
         under; None trains in this process alone.
+      classifier: a multi-head ``model``'s classifier output (its layer name; ''
+        = its single softmax output): trained on the labels through a
+        :class:`pipeline.training.heads.HeadsTrainer`, every other head held to
+        ``model``'s own outputs (mean squared error).
 
     Returns:
       A :class:`SparseModel`; when no layer is eligible (channel counts that
@@ -134,14 +139,19 @@ def finetune_sparse(model, mode: str, recipe: SparseRecipe, train, steps_per_epo
         wrapped = tf_keras.models.clone_model(
             copy, clone_function=lambda layer: _wrap(layer, mode, recipe)
             if layer.name in found.sparse and layer.name not in own else layer)
+        trainee = _trainee(wrapped, model, classifier, cluster)
         # The masks are computed and applied inside training steps, so at least one must run.
-        wrapped.compile(optimizer=tf_keras.optimizers.Adam(recipe.lr),
-                        loss=tf_keras.losses.SparseCategoricalCrossentropy(
-                            from_logits=not outputs_probabilities(model)), metrics=["accuracy"])
+        if trainee is wrapped:
+            wrapped.compile(optimizer=tf_keras.optimizers.Adam(recipe.lr),
+                            loss=tf_keras.losses.SparseCategoricalCrossentropy(
+                                from_logits=not outputs_probabilities(model)),
+                            metrics=["accuracy"])
+        else:  # the trainer computes its own loss
+            trainee.compile(optimizer=tf_keras.optimizers.Adam(recipe.lr), metrics=["accuracy"])
     callbacks = [tfmot.sparsity.keras.UpdatePruningStep()]
     if own:
         callbacks.append(TwoOfFourMask([wrapped.get_layer(name) for name in own]))
-    wrapped.fit(train, epochs=recipe.epochs, steps_per_epoch=recipe.steps or steps_per_epoch,
+    trainee.fit(train, epochs=recipe.epochs, steps_per_epoch=recipe.steps or steps_per_epoch,
                 verbose=2, callbacks=callbacks)
     stripped = tfmot.sparsity.keras.strip_pruning(wrapped)
     if cluster.strategy is not None:  # export needs plain variables, not distributed ones
@@ -149,6 +159,20 @@ def finetune_sparse(model, mode: str, recipe: SparseRecipe, train, steps_per_epo
     # The zeroed weights change what every BatchNorm after them sees.
     bn_stats.reestimate(stripped, train, recipe.bn_batches)
     return SparseModel(stripped, mode, found.sparse, found.ineligible)
+
+
+def _trainee(wrapped, source, classifier: str, cluster):
+    """``wrapped`` itself (one output), or its :class:`heads.HeadsTrainer` against ``source``.
+
+    TF-MOT's ``UpdatePruningStep`` finds the wrapped layers inside the trainer
+    (it searches nested models); the teacher is the unwrapped source.
+    """
+    if len(wrapped.outputs) == 1:
+        return wrapped
+    # Found on the source: a wrapped output layer is renamed prune_low_magnitude_<name>.
+    index = heads.classifier_output(source, None, classifier, where=f"'{source.name}'")
+    probabilities = heads.ends_in_softmax(heads.output_layer(source, index))
+    return heads.HeadsTrainer(wrapped, cluster.replicate(source), index, probabilities)
 
 
 def tfmot_masks(layer) -> bool:

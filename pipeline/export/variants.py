@@ -73,6 +73,10 @@ class ExportContext:
         fine-tunes train under; None trains in this process alone.
       preprocess: the model's :class:`pipeline.data.preprocess.Preprocess`,
         what ``calibration``, ``train`` and the check images are (None: ``unit``).
+      classifier: a multi-head model's classifier output (its layer name; ''
+        for a model of one output): the one the metadata labels, the parity
+        check judges by top-1 agreement and the sparse fine-tunes train on the
+        labels (the other heads held to the source model's outputs).
     """
 
     calibration: Any = None
@@ -83,6 +87,7 @@ class ExportContext:
     sparse: sparse_finetune.SparseRecipe = sparse_finetune.SparseRecipe()
     cluster: Any = None
     preprocess: Any = None
+    classifier: str = ""
 
     def representative_dataset(self):
         """Yields ``[image_batch_of_1]`` lists, as ``TFLiteConverter`` expects."""
@@ -233,7 +238,8 @@ def _sparse_prepare(mode: str, name: str):
     def prepare(model, context: ExportContext) -> Prepared:
         context.need_train(name)
         tuned = sparse_finetune.finetune_sparse(model, mode, context.sparse, context.train,
-                                                context.steps_per_epoch, context.cluster)
+                                                context.steps_per_epoch, context.cluster,
+                                                classifier=context.classifier)
         if tuned.pruned:
             notes = (f"{mode}: sparse fine-tune ({context.sparse.epochs} epoch(s) of "
                      f"{context.sparse.steps or context.steps_per_epoch} steps) of "
@@ -335,14 +341,14 @@ def export_variant(variant: Variant, model, context: ExportContext, path: str,
     prepared = variant.prepare(model, context) if variant.prepare else Prepared(model)
     front = rgb_front.with_rgb_front(prepared.model, context.preprocess)
     shipped = metadata.add_metadata(variant.convert(front, context), labels_path, info,
-                                    context.preprocess)
+                                    context.preprocess, context.classifier)
     with atomic.path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(shipped)
         rtol = checks.rtol if variant.rtol is None else variant.rtol
         parity = verify.verify_parity(tmp, prepared.model, checks.images, variant.name, rtol,
                                       checks.min_agreement, context.preprocess,
-                                      variant.by_agreement)
+                                      variant.by_agreement, context.classifier)
         try:
             checked = variant.check(tmp, prepared) if variant.check else []
         except PruningError as e:
@@ -355,7 +361,12 @@ def export_variant(variant: Variant, model, context: ExportContext, path: str,
 def _parity_note(parity: dict) -> str:
     judged = {"rtol": "judged by the output difference",
               "agreement": "judged by top-1 agreement"}.get(parity.get("criterion"), "")
+    heads = ""
+    if parity.get("outputs"):
+        heads = (" (each output relative to its own scale: " + ", ".join(
+            f"{name} {rel:.2g}" for name, rel in parity["outputs"].items())
+                 + f"; top-1 agreement of {parity['classifier_output']})")
     return (f"verified on {parity['examples']} validation images ({parity['input_dtype']} "
             f"input): max output difference {parity['max_abs_diff']:.2g} "
-            f"(relative {parity['max_rel_diff']:.2g}), top-1 agreement {parity['agreement']:.1%}"
-            + (f", {judged}" if judged else ""))
+            f"(relative {parity['max_rel_diff']:.2g}){heads}, top-1 agreement "
+            f"{parity['agreement']:.1%}" + (f", {judged}" if judged else ""))

@@ -20,31 +20,34 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from pipeline.errors import PruningError
-from pipeline.litert.tensors import file_input
+from pipeline.litert.tensors import file_input, output_detail
 
 
 def tflite_accuracy(path: str, dataset, num_threads: int | None = None,
-                    preprocess=None) -> dict:
+                    preprocess=None, output: str = "") -> dict:
     """Top-1 accuracy of the model at ``path`` on ``(images, labels)`` batches.
 
     Args:
-      path: a ``.tflite`` file with one image input and one class-score output.
+      path: a ``.tflite`` file with one image input and a class-score output.
       dataset: an iterable of ``(images, labels)`` batches (tf or numpy).
       num_threads: LiteRT threads (None: its default).
       preprocess: the model's :class:`pipeline.data.preprocess.Preprocess`,
         which ``dataset``'s images went through (None: ``unit``, [0, 1]).
+      output: the class-score output's name in a multi-head file (its Keras output
+        layer's name, e.g. ``conv6-1``); '' for a file of one output.
 
     Returns:
       ``{"accuracy": float, "examples": int, "seconds": float}``.
 
     Raises:
-      PruningError: the file cannot be loaded or the dataset is empty.
+      PruningError: the file cannot be loaded, has no output called ``output``
+        (several and ``output`` is ''), or the dataset is empty.
     """
     try:
         interpreter = Interpreter(model_path=path, num_threads=num_threads)
     except ValueError as e:
         raise PruningError(f"LiteRT cannot load {path}: {e}") from e
-    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    (inp,), out = interpreter.get_input_details(), output_detail(interpreter, output)
     start, correct, seen, batch = time.time(), 0, 0, None
     for images, labels in dataset:
         images, labels = np.asarray(images), np.asarray(labels).reshape(-1)

@@ -19,13 +19,16 @@ import numpy as np
 from pipeline.errors import PruningError
 
 
-def classify(path: str, pixels) -> list[tuple[int, str]]:
+def classify(path: str, pixels, head: str = "") -> list[tuple[int, str]]:
     """The top-1 ``(index, label)`` of each image, by MediaPipe's ``ImageClassifier``.
 
     Args:
       path: a ``.tflite`` with image-classifier metadata.
       pixels: ``N x H x W x 3`` uint8 R, G, B images (a gray ``N x H x W x 1``
         batch is repeated on the three channels, as a camera frame would be).
+      head: a multi-output file's classifier, by its name in the metadata
+        (MediaPipe returns one classification per output, ``head_name`` that
+        name); '' reads the first.
 
     Returns:
       One ``(index, category_name)`` per image, the name read from the file's labels.
@@ -55,7 +58,13 @@ def classify(path: str, pixels) -> list[tuple[int, str]]:
         results = []
         for image in pixels:
             frame = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
-            (top,) = classifier.classify(frame).classifications[0].categories
+            found = classifier.classify(frame).classifications
+            chosen = [c for c in found if c.head_name == head] if head else found[:1]
+            if not chosen:
+                raise PruningError(f"{path} has no output called {head!r} (MediaPipe read "
+                                   f"{', '.join(str(c.head_name) for c in found)})",
+                                   argument="head")
+            (top,) = chosen[0].categories
             results.append((int(top.index), top.category_name))
         return results
     finally:

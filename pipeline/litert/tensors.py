@@ -12,13 +12,20 @@ import the data layer). Exported files follow one rule
 R, G, B order; an integer input takes raw pixels (real value pixel / 255),
 the preprocessing running inside the graph.
 
+A multi-head file's outputs are found by name (:func:`output_names`, the
+signature's names, which the export gives each head from its Keras output
+layer), never by position: the converter orders them by its own rule.
+
 Example:
   >>> (inp,) = interpreter.get_input_details()
   >>> interpreter.set_tensor(inp["index"], file_input(images, inp, preprocess))
+  >>> scores = interpreter.get_tensor(output_detail(interpreter, "conv6-1")["index"])
 """
 from __future__ import annotations
 
 import numpy as np
+
+from pipeline.errors import PruningError
 
 
 def file_input(images: np.ndarray, detail: dict, preprocess=None) -> np.ndarray:
@@ -56,3 +63,32 @@ def dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
         return values.astype(np.float32)
     scale, zero_point = detail["quantization"]
     return (values.astype(np.float32) - zero_point) * scale
+
+
+def output_names(interpreter) -> dict[int, str]:
+    """Output tensor index -> its signature name ({} when the file has no signature)."""
+    signatures = interpreter.get_signature_list()
+    if not signatures:
+        return {}
+    runner = interpreter.get_signature_runner(next(iter(signatures)))
+    return {int(d["index"]): name for name, d in runner.get_output_details().items()}
+
+
+def output_detail(interpreter, name: str = "") -> dict:
+    """The output detail named ``name`` (its signature name); '' for a single-output file.
+
+    Raises:
+      PruningError: ``name`` is '' and the file has several outputs, or no output is
+        called ``name``; the message lists the file's output names.
+    """
+    details = interpreter.get_output_details()
+    if not name and len(details) == 1:
+        return details[0]
+    names = output_names(interpreter)
+    for detail in details:
+        if names.get(int(detail["index"])) == name:
+            return detail
+    listed = ", ".join(names.get(int(d["index"]), d["name"]) for d in details)
+    wanted = f"no output called {name!r}" if name else f"{len(details)} outputs"
+    raise PruningError(f"the .tflite has {wanted} (its outputs: {listed}); pass "
+                       "output=<one of those names>", argument="output")

@@ -40,7 +40,9 @@ def evaluate(section, exported: list[ExportResult], data: Data,
         name = item.path[:-len(".tflite")] + ".eval.json"
         key = fingerprint("evaluate", item.key, data.key, section.latency_threads,
                           section.latency_min_secs)
-        compute = functools.partial(_measure, store.path(item.path), data, section)
+        # A multi-head file's classes are read from the output its parity check named.
+        classifier = (item.record.parity or {}).get("classifier_output", "")
+        compute = functools.partial(_measure, store.path(item.path), data, section, classifier)
         done = store.cached(name, key, compute, Measurement, save=store.write_json)
         print(f"[evaluate] {item.name}: accuracy {done.record.accuracy:.4f}")
         measured[item.name] = done.record
@@ -76,10 +78,13 @@ def _paired(item: ExportResult, reference: ExportResult, section,
     return store.cached(name, key, compute, PairedTiming, save=store.write_json).record
 
 
-def _measure(path: str, data: Data, section) -> tuple[dict, Measurement]:
-    """LiteRT accuracy and latency of one file: ``(eval.json's body, the same as a record)``."""
+def _measure(path: str, data: Data, section, classifier: str = "") -> tuple[dict, Measurement]:
+    """LiteRT accuracy and latency of one file: ``(eval.json's body, the same as a record)``.
+
+    ``classifier`` names a multi-head file's class-score output ('' for one output).
+    """
     accuracy = tflite_eval.tflite_accuracy(path, data.datasets.test,
-                                           preprocess=data.datasets.preprocess)
+                                           preprocess=data.datasets.preprocess, output=classifier)
     latency = {}
     if section.latency_threads:
         settings = timing.ProfileConfig(threads=tuple(section.latency_threads),

@@ -21,6 +21,13 @@ run (made from another key, since a fresh one would have been reused) is
 removed with its stamp, evaluation and fine-tuned model, so nothing in the
 workdir passes for this run's. Nothing is stamped for a variant that was not
 made, so a rerun tries it again; the others are reused.
+
+A model of several outputs (heads, e.g. MTCNN's O-Net) is exported with every
+head: each output of the file is named after its Keras output layer, the
+parity check compares every output (each against its own scale) and judges
+top-1 agreement on the classifier (``model.output``, or the one of the data's
+class count), the metadata labels that output, and the sparse fine-tunes
+train it on the labels with the other heads held to the source model.
 """
 from __future__ import annotations
 
@@ -45,13 +52,13 @@ from pipeline.run import signals as guard
 from pipeline.run.results import ExportRecord, ExportResult, ModelResult
 from pipeline.run.stages.data import Data
 from pipeline.run.store import Store
-from pipeline.training import traps
+from pipeline.training import heads, traps
 from pipeline.training.distribute import Cluster
 
 
 def export_variants(section, sources: dict[str, ModelResult], data: Data, store: Store, *,
                     model_name: str, data_name: str, seed: int,
-                    cluster: Cluster | None = None) -> list[ExportResult]:
+                    cluster: Cluster | None = None, output: str = "") -> list[ExportResult]:
     """Exports each of ``export.variants`` to ``tflite/<name>.tflite``, verified.
 
     Every file takes a 1xHxWx3 RGB input, carries TFLite metadata (labels
@@ -71,6 +78,7 @@ def export_variants(section, sources: dict[str, ModelResult], data: Data, store:
       data_name: ``data.name``, for the metadata's default description.
       seed: seeds each variant's preparation.
       cluster: what the sparse fine-tunes train under (None: this process alone).
+      output: ``model.output``, a multi-head model's classifier ('' = automatic).
 
     Returns:
       One :class:`ExportResult` per variant, in order, each with its ``status``
@@ -83,7 +91,9 @@ def export_variants(section, sources: dict[str, ModelResult], data: Data, store:
         train=datasets.train, steps_per_epoch=datasets.steps_per_epoch,
         sparse=SparseRecipe(epochs=e.sparse_epochs, steps=e.sparse_steps, lr=e.sparse_lr,
                             block_sparsity=e.block_sparsity), cluster=cluster,
-        preprocess=datasets.preprocess)
+        preprocess=datasets.preprocess,
+        classifier=_classifier(sources["pruned"].model, datasets.num_classes, output))
+    heads_of = _heads_of(sources["pruned"].model, context.classifier)
     labels = metadata.write_labels(store.path("tflite/labels.txt"), datasets.class_names)
     images = functools.cache(lambda: _verify_images(datasets, e.verify_examples))
     # Which variants are made is not a setting of any one of them: adding one redoes no other.
@@ -101,7 +111,7 @@ def export_variants(section, sources: dict[str, ModelResult], data: Data, store:
             continue
         compute = functools.partial(
             _export, variant, source, context, store, path, labels,
-            _metadata_info(e.metadata, name, model_name, data_name, datasets),
+            _metadata_info(e.metadata, name, model_name, data_name, datasets, heads_of),
             lambda: export.Checks(images(), e.float_rtol, e.int8_min_agreement), seed)
         try:
             exported = store.cached(path, key, compute, ExportRecord)
@@ -160,7 +170,6 @@ def _export(variant: export.Variant, source: ModelResult, context: export.Export
     verification images are read only when a variant is exported.
     """
     start = time.time()
-    _check_single_head(source.model)
     tf_keras.utils.set_random_seed(seed)
     if variant.prepare is not None:
         prepared = variant.prepare(source.model, context)
@@ -178,13 +187,11 @@ def _export(variant: export.Variant, source: ModelResult, context: export.Export
                               reference=variant.reference, seconds=time.time() - start)
 
 
-def _check_single_head(model) -> None:
-    """Raises :class:`NotApplicable` for a model of several outputs (heads)."""
-    if len(model.outputs) > 1:
-        raise NotApplicable(
-            f"the model has {len(model.outputs)} outputs ({', '.join(model.output_names)}): "
-            "multi-head .tflite files are not written yet (their metadata, LiteRT accuracy and "
-            "sparse fine-tunes read one classifier output); pruned.keras keeps every head")
+def _classifier(model, num_classes: int, output: str) -> str:
+    """The classifier output's layer name of a multi-head ``model`` ('' for one output)."""
+    if len(model.outputs) == 1:
+        return ""
+    return heads.output_names(model)[heads.classifier_output(model, num_classes, output)]
 
 
 def _check_applicable(prepared: export.Prepared) -> None:
@@ -240,7 +247,7 @@ def _verify_images(datasets: Datasets, count: int) -> np.ndarray:
 
 
 def _metadata_info(section, variant: str, model_name: str, data_name: str,
-                  datasets: Datasets) -> metadata.ModelInfo:
+                  datasets: Datasets, heads_of=()) -> metadata.ModelInfo:
     """The TFLite metadata of ``variant`` from ``export.metadata`` ('' fields generated)."""
     height, width, _ = datasets.input_shape
     return metadata.ModelInfo(
@@ -248,5 +255,24 @@ def _metadata_info(section, variant: str, model_name: str, data_name: str,
         description=section.description or (
             f"{data_name} image classifier ({datasets.num_classes} classes), export "
             f"variant {variant}: takes a {height}x{width} RGB image, returns class "
-            "probabilities."),
+            "probabilities" + _other_heads(heads_of) + "."),
         version=section.version, author=section.author, license=section.license)
+
+
+def _heads_of(model, classifier: str) -> tuple[str, ...]:
+    """``(classifier, *other output names)`` of a multi-head model; () for one output."""
+    if not classifier:
+        return ()
+    return (classifier,) + tuple(n for n in heads.output_names(model) if n != classifier)
+
+
+def _other_heads(names) -> str:
+    """The description's words on a multi-head model's other outputs ('' for one output)."""
+    if len(names) < 2:
+        return ""
+    classifier, others = names[0], names[1:]
+    return (f" (output '{classifier}') and its other heads' outputs ({', '.join(others)}). "
+            "MediaPipe's ImageClassifier loads it and returns one classification per output, "
+            f"head_name the output's name: read the one named '{classifier}'; the others "
+            "come back as unlabelled scores, which they are not: read them by name with the "
+            "LiteRT interpreter")
