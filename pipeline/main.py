@@ -106,7 +106,7 @@ def run_pipeline(config, workdir: str, restart: bool = False) -> dict:
         exported = stages.export_variants(
             config.export, {"baseline": base, "pruned": pruning.tuned}, data, store,
             model_name=model_name(config.model), data_name=config.data.name, seed=seed,
-            cluster=cluster)
+            cluster=cluster, output=config.model.output)
     if not cluster.is_chief:  # what follows trains nothing, and only the chief reports
         worker_store.finish(cluster, store)
         return {"distribute": cluster.record(), "chief": False}

@@ -153,7 +153,7 @@ def _export(config, sources: dict, source: str, data: Data, store: Store, model_
                                  if export_registry.get_variant(n).source == source)
     return stages.export_variants(section, sources, data, store, model_name=model_name,
                                   data_name=config.data.name, seed=config.seed,
-                                  cluster=cluster)
+                                  cluster=cluster, output=config.model.output)
 
 
 def _seen_from(base: ModelResult, folder: str) -> ModelResult:
