@@ -24,10 +24,10 @@ model's input in R, G, B order (float), raw pixels (integer). Criteria:
 A failed agreement check says why it may have failed: :func:`rounding_agreement`
 measures the Keras model's agreement with itself once its weights are moved at
 random by up to half an int8 step, in float. Below the bar, the model's answers
-on these images sit within weight-rounding noise (a barely trained model, whose
+on these images move under weight rounding alone (a barely trained model, whose
 class scores are near-uniform: a pruned MobileNetV2 0.35 after one fine-tuning
-epoch agreed with itself on 87%, its int8 file on 77%), and no calibration or
-float layer keeps them; at or above it, the int8 file itself lost them.
+epoch agreed with itself on 87%, its int8 file on 77%), and training it further
+is the cure; at or above it, the file's quantization itself lost them.
 
 Example:
   >>> verify_parity("tflite/pruned_int8.tflite", keras_model, val_images, "pruned_int8")
@@ -179,9 +179,10 @@ def verify_parity(path: str, model, images: np.ndarray, name: str, rtol: float =
             f"(near-ties within {TIE:.0%} of the largest output count as agreeing; strictly "
             f"{agreement:.2%}); the Keras model itself, its weights moved at random by up to "
             f"half an int8 step, agrees with itself on {steady:.2%}"
-            + (": its answers on these images are within weight-rounding noise, which no "
-               "calibration or float layer can keep; train it further"
-               if steady < min_agreement else ""))
+            + (": its answers on these images move under weight rounding alone, before any "
+               "activation is quantized (class scores too close together); train it further"
+               if steady < min_agreement else
+               ": the file's quantization, not the weights' rounding alone, moved them"))
     return result
 
 
