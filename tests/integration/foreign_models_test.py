@@ -11,10 +11,10 @@ latency thread count. Each run exits 0 and every default variant is written
 MobileNetV2's quantized variants, whose parity check may refuse a genuinely
 distorted int8 file (status 3, one stderr line each; see its test).
 
-The multi-head MTCNN O-Net prunes and fine-tunes with every head kept (the face
-classifier on the labels, the bbox and landmark heads held to the unpruned
-model), but the export does not write multi-head files yet: each default
-variant is recorded as not applicable with that reason, and the run exits 0.
+The multi-head MTCNN O-Net prunes, fine-tunes and exports with every head kept
+(the face classifier on the labels, the bbox and landmark heads held to the
+unpruned model): each file has the three outputs, verified each against its own
+scale, and its accuracy is read from the face classifier by name.
 """
 import json
 import os
@@ -93,12 +93,15 @@ def test_mini_xception_hdf5(files, tmp_path):
 
 @pytest.mark.slow
 def test_mobilenet_v2_keras(files, tmp_path):
-    """Every float variant is written. The quantized ones may fail their parity check:
-    post-training int8 of this pruned, barely trained MobileNetV2 agreed with Keras on 72%
-    of the folder's 96 images here (flips up to 0.14 apart in probability: quantization,
-    not near-ties), and dynamic-range int8 of a better-trained one on 98.7% of 77 (one
-    image short of the 99% bar). A failed variant is recorded with its reason, writes no
-    file, and the run finishes with status 3 and one stderr line per failed variant."""
+    """Every float variant is written. The quantized ones may fail their parity check, and
+    then say why: after one fine-tuning epoch on 77 images the pruned MobileNetV2 is near
+    chance (32% of 4 classes), its scores near-uniform, and its answers move under
+    int8-sized weight rounding alone (the Keras model, its weights moved at random by up
+    to half an int8 step, agreed with itself on 85% of the folder's 96 images; its
+    pruned_int8 file on 75%). Keeping its worst layers in float did not help (the 1 to 20
+    of 65 with the largest error per quantization step: 74-83%): the error is spread over
+    the depth, not in a few layers. A failed variant is recorded with its
+    reason, writes no file, and the run finishes with status 3 and one stderr line each."""
     quantized = ("pruned_int8", "pruned_dynamic_int8")
     done = run(tmp_path, files["mobilenet"], files["folders"]["4"])
     report, variants = check_every_default_variant(tmp_path, done, may_fail=quantized)
@@ -109,6 +112,7 @@ def test_mobilenet_v2_keras(files, tmp_path):
         f"prune-pipeline: variant failed: {n}: {variants[n]['reason']}" for n in failed), lines
     for name in failed:
         assert "agrees with its Keras model" in variants[name]["reason"], variants[name]
+        assert "agrees with itself on" in variants[name]["reason"], variants[name]  # diagnosed
     assert all(v["status"] == "ok" for n, v in variants.items()
                if n not in ("pruned_block_fc",) + quantized)
     assert variants["pruned_block_fc"]["status"] == "not_applicable"  # no Dense but the classifier
@@ -123,22 +127,27 @@ def test_old_sequential_h5_on_symmetric_input(files, tmp_path):
 
 
 @pytest.mark.slow
-def test_mtcnn_prunes_and_fine_tunes_with_every_head(files, tmp_path):
-    """At the defaults: pruned and fine-tuned with all three heads; every variant is
-    recorded as not applicable (multi-head .tflite files are not written yet), status 0."""
+def test_mtcnn_prunes_fine_tunes_and_exports_every_head(files, tmp_path):
+    """At the defaults: pruned, fine-tuned and exported with all three heads, status 0."""
     import tf_keras
+    from ai_edge_litert.interpreter import Interpreter
+    from pipeline.litert import tensors
     done = run(tmp_path, files["onet"], files["folders"]["2"])
     report, variants = check_every_default_variant(tmp_path, done)
+    assert [n for n, v in variants.items() if v["status"] != "ok"] == []
     for name, v in variants.items():
-        assert v["status"] == "not_applicable", (name, v)
-        assert v["reason"].startswith("the model has 3 outputs (conv6-2, conv6-3, conv6-1): "
-                                      "multi-head .tflite files are not written yet"), v
-    assert "pruned.keras" in (tmp_path / "report.md").read_text()
+        assert v["parity"]["classifier_output"] == "conv6-1", (name, v["parity"])
+        assert sorted(v["parity"]["outputs"]) == ["conv6-1", "conv6-2", "conv6-3"]
+        names = tensors.output_names(Interpreter(model_path=str(tmp_path / v["tflite"])))
+        assert sorted(names.values()) == ["conv6-1", "conv6-2", "conv6-3"], name
+    # block-FC: conv5 (Dense, 1152 inputs) made sparse; the three heads are outputs, kept dense.
+    assert any(n.startswith("block_fc: sparse fine-tune") and n.endswith(" of conv5")
+               for n in variants["pruned_block_fc"]["notes"]), variants["pruned_block_fc"]
     base = tf_keras.models.load_model(tmp_path / "baseline.keras", compile=False)
     pruned = tf_keras.models.load_model(tmp_path / "pruned.keras", compile=False)
     assert pruned.output_names == base.output_names == ["conv6-2", "conv6-3", "conv6-1"]
     assert [tuple(o.shape) for o in pruned.outputs] == [(None, 4), (None, 10), (None, 2)]
-    assert " - heads_loss: " in done.stdout  # the fine-tune held the other heads
+    assert " - heads_loss: " in done.stdout  # the fine-tunes held the other heads
     x, _ = fm.folder_arrays(files["folders"]["2"], 48, 3)
     x = x[:32] / 255.0
     for b, p in zip(base(x)[:2], pruned(x)[:2]):  # bbox and landmarks held to the original
