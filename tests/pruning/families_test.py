@@ -74,7 +74,7 @@ def test_private_classes_resolve_to_the_classes_the_applications_use():
 def test_every_keras3_operation_has_a_handler_and_elementwise_ones_follow_channels():
     from pipeline.pruning.families import keras3
     classes = keras3.operation_classes()
-    assert len(classes) > 300
+    assert len(classes) > 250  # 292 in Keras 3.12, 336 in 3.15
     assert all(handlers.find_handler(c) is not None for c in classes)
     k3 = families.load("keras")
     for name in ops.ELEMENTWISE_KERAS_OPS:
