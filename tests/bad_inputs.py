@@ -107,4 +107,18 @@ def model_files(root) -> dict:
     keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(8, 3),
                       keras.layers.GlobalAveragePooling2D(),
                       keras.layers.Dense(10, activation="softmax")]).save(paths["keras3"])
+    paths["keras3_newer"] = os.path.join(root, "keras3_newer.keras")
+    _with_keras_version(paths["keras3"], paths["keras3_newer"], "3.99.0")
     return paths
+
+
+def _with_keras_version(source, target, version):
+    """A copy of a .keras archive whose metadata says a future Keras saved it."""
+    import json
+    import zipfile
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for item in old.infolist():
+            body = old.read(item)
+            if item.filename == "metadata.json":
+                body = json.dumps({**json.loads(body), "keras_version": version}).encode()
+            new.writestr(item, body)

@@ -71,12 +71,37 @@ def check(path: str) -> None:
     if kind not in ("zip", "hdf5"):
         raise ModelFileError(f"model file {path} is {kind}, not a Keras model; {_FIX}")
     version = keras_version(path) if kind == "zip" else ""
-    if version.split(".")[0].isdigit() and int(version.split(".")[0]) >= 3:
+    if _major(version) >= 3:
+        _check_keras3_file(path, version)
+
+
+def _check_keras3_file(path: str, version: str) -> None:
+    import keras  # noqa: PLC0415  (Keras 3 only for Keras 3 files)
+
+    installed = keras.__version__
+    if _release(version) > _release(installed):
         raise ModelFileError(
-            f"model file {path} was saved by Keras {version} (a Keras 3 .keras file), and this "
-            "pipeline prunes tf_keras (Keras 2) models only; Keras 3 is not supported yet: "
-            "rebuild the architecture with tf_keras, copy the weights over layer by layer "
-            "(get_weights/set_weights) and save it with tf_keras")
+            f"model file {path} was saved by Keras {version}, newer than the installed Keras "
+            f"{installed}: install keras>={version} (pip install 'keras=={version}') or save "
+            f"the model again with Keras {installed}")
+    raise ModelFileError(
+        f"model file {path} was saved by Keras {version} (a Keras 3 .keras file); the library "
+        "prunes Keras 3 models (pipeline.prune(keras.saving.load_model(path), 0.5), see the "
+        "README), but this run trains and exports tf_keras (Keras 2) models only so far: prune "
+        "it with the library, or rebuild it with tf_keras and point config.model.path at that")
+
+
+def _major(version: str) -> int:
+    head = version.split(".")[0]
+    return int(head) if head.isdigit() else 0
+
+
+def _release(version: str) -> tuple[int, ...]:
+    parts = []
+    for part in version.split(".")[:3]:
+        digits = "".join(c for c in part if c.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
 
 
 def keras_version(path: str) -> str:
