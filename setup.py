@@ -1,4 +1,4 @@
-"""Structured (filter) pruning for tf_keras models, rebuilt as narrower graphs and shipped as TFLite."""
+"""Structured (filter) pruning for Keras 3 and tf_keras models, rebuilt as narrower graphs and shipped as TFLite."""
 import setuptools
 
 setuptools.setup(
@@ -14,6 +14,9 @@ setuptools.setup(
     install_requires=[
         "tensorflow==2.21.*",
         "tf-keras==2.21.*",
+        # Keras 3: TF 2.21 requires keras>=3.12; the library's Keras 3 graph walk reads private
+        # node attributes that a minor release may move, so the range stops at the newest tested.
+        "keras>=3.12,<3.16",
         "tensorflow-model-optimization==0.8.*",
         "ai-edge-litert",
         "absl-py",
@@ -27,6 +30,8 @@ setuptools.setup(
         "flatbuffers~=25.9",
         "opencv-python-headless",
     ],
-    extras_require={"test": ["pytest", "hypothesis", "pytest-timeout", "pytest-xdist"]},
+    # jax: the pruned Keras 3 file is loaded and run under KERAS_BACKEND=jax (CPU build, 88 MB).
+    extras_require={"test": ["pytest", "hypothesis", "pytest-timeout", "pytest-xdist",
+                             "jax==0.10.*"]},
     entry_points={"console_scripts": ["prune-pipeline=pipeline.main:run"]},
 )
