@@ -18,6 +18,11 @@ this leaves out the time other jobs held the CPU); the table shows the
 median and the min-max over repeats. The ``.tflite`` files are kept in ``--outdir`` and
 reused, so a second invocation re-times the same files (run-to-run spread).
 
+A model name prefixed ``keras3:`` (``keras3:MobileNetV2``) is built from
+``keras.applications`` instead and pruned through Keras 3's own graph (the
+pruned model is a Keras 3 model, converted by the same TFLite converter), so
+the two families' speed-ups at equal MACs can be compared.
+
 It also prints, without timing, whether a small model of 8-64 channels
 reaches 50% of MACs at each round_to.
 
@@ -39,11 +44,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import pipeline  # noqa: E402  (first: selects tf_keras)
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
+import keras  # noqa: E402
 from pipeline import atomic  # noqa: E402
 from pipeline.latency.config import LatencyConfig  # noqa: E402
 from pipeline.litert import timing as profile  # noqa: E402
 
-flags.DEFINE_list("models", ["MobileNetV2", "ResNet50"], "tf_keras.applications names.")
+flags.DEFINE_list("models", ["MobileNetV2", "ResNet50"],
+                  "tf_keras.applications names; prefix keras3: for keras.applications.")
 flags.DEFINE_list("variants", ["1", "8", "16", "32", "auto", "auto_table"], "round_to values.")
 flags.DEFINE_float("ratio", 0.5, "Fraction of MACs removed.")
 flags.DEFINE_list("threads", ["1", "2"], "Thread counts.")
@@ -77,7 +84,9 @@ def settings(variant: str) -> dict:
 
 def build(name: str) -> tuple[list[str], dict]:
     """The dense file and one per variant (reused when present); their facts."""
-    folder = os.path.join(FLAGS.outdir, name)
+    family, _, arch = name.rpartition(":")
+    K = keras if family == "keras3" else tf_keras
+    folder = os.path.join(FLAGS.outdir, name.replace(":", "_"))
     os.makedirs(folder, exist_ok=True)
     meta_path = os.path.join(folder, "meta.json")
     meta = json.load(open(meta_path)) if os.path.exists(meta_path) else {}
@@ -88,8 +97,8 @@ def build(name: str) -> tuple[list[str], dict]:
         if label in meta and os.path.exists(path):
             continue
         if model is None:
-            tf_keras.utils.set_random_seed(0)
-            model = getattr(tf_keras.applications, name)(weights=None, input_shape=(224, 224, 3))
+            K.utils.set_random_seed(0)
+            model = getattr(K.applications, arch)(weights=None, input_shape=(224, 224, 3))
         facts = {"macs": pipeline.count_macs(model)}
         target = model
         if label != "dense":
@@ -187,6 +196,7 @@ def main(argv):
     for name in FLAGS.models:
         paths, meta = build(name)
         tf_keras.backend.clear_session()
+        keras.backend.clear_session()
         if FLAGS.convert_only:
             continue
         report[name] = {"meta": meta, "timing": {}}
