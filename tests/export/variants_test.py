@@ -136,7 +136,7 @@ def test_sparse_notes_come_from_the_ineligible_layers_fields():
 def test_the_sparse_prepare_passes_the_context_cluster(monkeypatch, tiny_classifier):
     seen = {}
 
-    def finetune(model, mode, recipe, train, steps_per_epoch, cluster=None):
+    def finetune(model, mode, recipe, train, steps_per_epoch, cluster=None, classifier=None):
         seen["cluster"] = cluster
         return sparse_finetune.SparseModel(model, mode, (), ())
     monkeypatch.setattr(sparse_finetune, "finetune_sparse", finetune)
