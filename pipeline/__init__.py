@@ -1,13 +1,15 @@
-"""Structured filter pruning for tf_keras models, rebuilt as narrower dense graphs.
+"""Structured filter pruning for Keras 3 and tf_keras models, rebuilt as narrower dense graphs.
 
-Importing this package selects Keras 2 (``TF_USE_LEGACY_KERAS=1``) before
-TensorFlow loads; import it before tensorflow. It loads the pruning library
+A Keras 3 model (``import keras``) comes back a Keras 3 model, a tf_keras one
+a tf_keras one. Importing this package makes ``tf.keras`` mean tf_keras
+(``TF_USE_LEGACY_KERAS=1``) before TensorFlow loads, which TF-MOT needs; it
+does not change ``import keras``. It loads the pruning library
 only: LiteRT, TF-MOT, ml_collections and matplotlib load with the parts that
 use them (export, timing, the run layer).
 
 Example:
-  >>> import pipeline, tf_keras
-  >>> model = tf_keras.applications.MobileNetV2(weights=None, input_shape=(96, 96, 3))
+  >>> import pipeline, keras
+  >>> model = keras.applications.MobileNetV2(weights=None, input_shape=(96, 96, 3))
   >>> config = pipeline.PruneConfig(ratio=0.5, target="macs", criterion="l1", scope="global")
   >>> result = pipeline.prune(model, config)
   >>> print(result.plan.summary_table())

@@ -1,7 +1,7 @@
 """The public verbs: plan a pruning, prune, and replay a plan.
 
 Each takes a :class:`~pipeline.PruneConfig` (or a ratio, with the config's
-fields as keywords for convenience) and a built tf_keras model, which it
+fields as keywords for convenience) and a built Keras 3 or tf_keras model, which it
 leaves unchanged.
 """
 from __future__ import annotations
@@ -55,10 +55,10 @@ def plan_pruning(model, config: PruneConfig | float | None = None, *, data=None,
 
 def prune(model, config: PruneConfig | float | None = None, *, data=None,
           dry_run: bool = False, **keywords: Any) -> PruneResult:
-    """Removes filters from a tf_keras model and rebuilds it narrower.
+    """Removes filters from a Keras 3 or tf_keras model and rebuilds it narrower, in its Keras.
 
     Args:
-      model: a built functional or Sequential tf_keras model (left unchanged).
+      model: a built functional or Sequential model of either Keras (left unchanged).
       config: a :class:`~pipeline.PruneConfig`, or the ratio to remove (the
         fraction of ``target``, in [0, 1)); None = ``PruneConfig()`` (half the MACs).
       data: ``(images, labels)`` batches, needed by ``criterion="taylor"``.

@@ -153,10 +153,10 @@ class Analysis:
 
 
 def analyse(model, ignore: Sequence[str] = ()) -> Analysis:
-    """Finds the channel groups of a tf_keras model.
+    """Finds the channel groups of a Keras 3 or tf_keras model.
 
     Args:
-      model: a built functional or Sequential tf_keras model.
+      model: a built functional or Sequential model of either Keras.
       ignore: layer names or fnmatch patterns whose output channels stay
         intact (an ignored layer of an unsupported class is treated as
         opaque: its inputs are kept too).

@@ -22,7 +22,7 @@ def count_macs(model) -> int:
     """Multiply-accumulates of one forward pass of ``model`` on one sample.
 
     Args:
-      model: a built functional or Sequential tf_keras model.
+      model: a built functional or Sequential model of either Keras.
 
     Returns:
       The MAC count (a Python int).
