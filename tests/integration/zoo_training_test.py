@@ -19,7 +19,7 @@ from zoo_test import REPRESENTATIVES, _build, _free_memory  # noqa: F401  (fixtu
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(REPRESENTATIVES))
 def test_pruned_representative_trains_one_step(name):
-    pruned = pipeline.prune(_build(name), 0.4, target="macs").model
+    pruned = pipeline.prune(_build(tf_keras, name), 0.4, target="macs").model
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (2,) + tuple(pruned.input_shape[1:])).astype(np.float32)
     y = rng.integers(0, 10, 2)
