@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline.errors import UnsupportedModelError
-from pipeline.pruning.families import Family, family_of
+from pipeline.pruning.families import Family, family_of, package_of
 from pipeline.pruning.handlers.base import weight_names
 
 
@@ -229,25 +229,18 @@ class _Walker:
         find nothing to prune there.
         """
         layer = call.layer
-        foreign = [c for c in call.constants if _keras_package(c) not in (None, self.family.package)]
+        foreign = [c for c in call.constants
+                   if package_of(type(c)) not in (None, self.family.package)]
         if self.family.owns(layer) and not foreign:
             return
         obj = foreign[0] if foreign else layer
-        other = {"keras": "Keras 3", "tf_keras": "tf_keras"}.get(_keras_package(obj),
+        other = {"keras": "Keras 3", "tf_keras": "tf_keras"}.get(package_of(type(obj)),
                                                                   type(obj).__module__)
         raise UnsupportedModelError(
             f"layer '{node_name(path)}' ({type(layer).__name__}) holds a {other} "
             f"{type(obj).__name__} inside the {self.family.name} {self.family.version()} model "
             f"'{model.name}': build the whole model with one Keras (keras for Keras 3, or "
             "tf_keras)")
-
-
-def _keras_package(obj) -> str | None:
-    for cls in type(obj).__mro__:
-        package = cls.__module__.split(".")[0]
-        if package in ("keras", "tf_keras"):
-            return package
-    return None
 
 
 def _check_not_shared(model, calls, allow_shared):

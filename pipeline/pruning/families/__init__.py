@@ -32,12 +32,9 @@ def family_of(obj) -> Family:
     Raises:
       UnsupportedModelError: ``obj`` is not a Keras object of either family.
     """
-    for cls in type(obj).__mro__:
-        package = cls.__module__.split(".")[0]
-        if package in _MODULES:
-            family = load(package)
-            if family.owns(obj):
-                return family
+    family = for_class(type(obj))
+    if family is not None and family.owns(obj):
+        return family
     raise UnsupportedModelError(
         f"expected a Keras model (tf_keras or Keras 3), got "
         f"{type(obj).__module__}.{type(obj).__name__}")
@@ -56,13 +53,19 @@ def load(package: str) -> Family:
 
 def for_class(cls: type) -> Family | None:
     """The family of a layer class, loading it if needed; None for a foreign class."""
+    package = package_of(cls)
+    return load(package) if package else None
+
+
+def package_of(cls: type) -> str | None:
+    """``"tf_keras"`` or ``"keras"``: the Keras package ``cls`` (or a base of it) comes from."""
     for base in cls.__mro__:
         package = base.__module__.split(".")[0]
         if package in _MODULES:
-            return load(package)
+            return package
     return None
 
 
 load("tf_keras")
 
-__all__ = ["Call", "Family", "family_of", "for_class", "load"]
+__all__ = ["Call", "Family", "family_of", "for_class", "load", "package_of"]

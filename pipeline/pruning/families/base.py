@@ -91,6 +91,14 @@ class Family:
         """Assigns ``(variable, numpy value)`` pairs."""
         raise NotImplementedError
 
+    def leaf_layers(self, model):
+        """Every layer of ``model`` that is not itself a model, descending into sub-models."""
+        for layer in model.layers:
+            if self.is_submodel(layer):
+                yield from self.leaf_layers(layer)
+            else:
+                yield layer
+
     def one_layer_model(self, layer, input_shape: tuple):
         """A model of batch 1 calling ``layer`` on an input of ``input_shape`` (no batch axis)."""
         raise NotImplementedError

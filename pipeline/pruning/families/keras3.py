@@ -93,7 +93,7 @@ class Keras3(Family):
 
     def rebuild_from_config(self, model, config):
         custom = {}
-        for layer in _leaf_layers(model):
+        for layer in self.leaf_layers(model):
             cls = type(layer)
             if not cls.__module__.startswith("keras."):
                 custom[cls.__name__] = cls
@@ -137,14 +137,6 @@ def operation_classes() -> list[type]:
 
 def _functional(model):
     return model._functional if isinstance(model, keras.Sequential) else model
-
-
-def _leaf_layers(model):
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _leaf_layers(layer)
-        else:
-            yield layer
 
 
 FAMILY = Keras3()

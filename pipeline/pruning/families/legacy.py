@@ -82,7 +82,7 @@ class TfKeras(Family):
         return _PRIVATE_CLASSES.get(name) or _public_layer(tf_keras.layers, name)
 
     def rebuild_from_config(self, model, config):
-        custom_objects = {type(l).__name__: type(l) for l in _leaf_layers(model)}
+        custom_objects = {type(l).__name__: type(l) for l in self.leaf_layers(model)}
         return type(model).from_config(config, custom_objects=custom_objects)
 
     def drop_build_state(self, config) -> None:
@@ -107,14 +107,6 @@ class TfKeras(Family):
 def _public_layer(namespace, name):
     cls = getattr(namespace, name, None) if not name.startswith("op:") else None
     return cls if isinstance(cls, type) else None
-
-
-def _leaf_layers(model):
-    for layer in model.layers:
-        if isinstance(layer, tf_keras.Model):
-            yield from _leaf_layers(layer)
-        else:
-            yield layer
 
 
 FAMILY = TfKeras()
