@@ -9,7 +9,7 @@ depend on:
 modules                                         layer      may import (besides itself)
 ==============================================  =========  =================================
 errors, registry, atomic, fingerprint, _env,    base       nothing else in pipeline
-cli (``pipeline/<name>.py``)
+cli, keras_api (``pipeline/<name>.py``)
 pruning/                                        pruning    base
 training/                                       training   base
 data/                                           data       base
@@ -32,7 +32,7 @@ Besides the directions:
   (imports, attributes, names, strings) but not in docstrings or comments;
 * ``import pipeline`` loads none of ai_edge_litert, ml_collections,
   matplotlib, tensorflow_model_optimization (checked in a child process);
-* no module over 400 lines, at most 10 modules directly in pipeline/.
+* no module over 400 lines, at most 11 modules directly in pipeline/.
 """
 from __future__ import annotations
 
@@ -48,7 +48,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "pipeline"
 
-BASE_MODULES = frozenset({"errors", "registry", "atomic", "fingerprint", "_env", "cli"})
+BASE_MODULES = frozenset({"errors", "registry", "atomic", "fingerprint", "_env", "cli",
+                          "keras_api"})
 API_MODULES = frozenset({"__init__", "api", "config"})
 PACKAGE_LAYERS = frozenset({"pruning", "training", "data", "litert", "android", "latency",
                             "export"})
@@ -77,7 +78,8 @@ KERAS_OWNERS = ("pipeline.pruning.families.legacy", "pipeline.pruning.families.k
 NOT_ON_IMPORT = ("ai_edge_litert", "ml_collections", "matplotlib",
                  "tensorflow_model_optimization", "keras.src")
 MAX_LINES = 400
-MAX_TOP_MODULES = 10
+# 11: keras_api, the one lookup of a model's Keras that every layer needs, is base.
+MAX_TOP_MODULES = 11
 
 
 def module_files() -> dict[str, Path]:

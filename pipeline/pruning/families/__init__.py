@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 
 from pipeline.errors import UnsupportedModelError
+from pipeline.keras_api import package_of
 from pipeline.pruning.families.base import Call, Family
 from pipeline.pruning.handlers import base as _handlers
 from pipeline.pruning.handlers import ops as _ops
@@ -55,15 +56,6 @@ def for_class(cls: type) -> Family | None:
     """The family of a layer class, loading it if needed; None for a foreign class."""
     package = package_of(cls)
     return load(package) if package else None
-
-
-def package_of(cls: type) -> str | None:
-    """``"tf_keras"`` or ``"keras"``: the Keras package ``cls`` (or a base of it) comes from."""
-    for base in cls.__mro__:
-        package = base.__module__.split(".")[0]
-        if package in _MODULES:
-            return package
-    return None
 
 
 load("tf_keras")

@@ -1,0 +1,84 @@
+"""The public Keras package a model belongs to: ``tf_keras`` (Keras 2) or ``keras`` (Keras 3).
+
+The run trains, distils and exports a model in its own Keras: the optimizers,
+losses, callbacks and layers it makes for a model come from :func:`of` that
+model, never from a fixed import. Only the public API of either package is
+used through it (``K.optimizers.SGD``, ``K.callbacks.EarlyStopping``,
+``K.Model``...), which both spell alike; where they differ, the caller asks
+:func:`is_keras3`. Keras 3 is imported only once a Keras 3 object is seen, so
+a tf_keras run never loads it.
+
+Example:
+  >>> from pipeline import keras_api
+  >>> K = keras_api.of(model)
+  >>> model.compile(optimizer=K.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+from types import ModuleType
+
+from pipeline.errors import UnsupportedModelError
+
+PACKAGES = ("tf_keras", "keras")
+
+
+def of(obj) -> ModuleType:
+    """The Keras package (``tf_keras`` or ``keras``) whose classes ``obj`` is built from.
+
+    Args:
+      obj: a Keras model, layer, optimizer, callback or other Keras object.
+
+    Raises:
+      UnsupportedModelError: ``obj`` comes from neither package.
+    """
+    package = package_of(type(obj))
+    if package is None:
+        raise UnsupportedModelError(
+            f"expected a Keras object (tf_keras or Keras 3), got "
+            f"{type(obj).__module__}.{type(obj).__name__}")
+    return importlib.import_module(package)
+
+
+def is_keras3(obj) -> bool:
+    """Whether ``obj`` is a Keras 3 object (not tf_keras)."""
+    return package_of(type(obj)) == "keras"
+
+
+def package_of(cls: type) -> str | None:
+    """``"tf_keras"`` or ``"keras"``: the Keras package ``cls`` (or a base of it) comes from.
+
+    None for a class of neither (a plain Python or TensorFlow class).
+    """
+    for base in cls.__mro__:
+        package = base.__module__.split(".")[0]
+        if package in PACKAGES:
+            return package
+    return None
+
+
+def named(package: str) -> ModuleType:
+    """The package called ``package`` (``"tf_keras"`` or ``"keras"``), imported.
+
+    Raises:
+      UnsupportedModelError: another name.
+    """
+    if package not in PACKAGES:
+        raise UnsupportedModelError(f"Keras package must be one of {PACKAGES}, got {package!r}")
+    return importlib.import_module(package)
+
+
+def set_random_seed(seed: int) -> None:
+    """Seeds Python, NumPy, TensorFlow and every Keras loaded so far.
+
+    Keras 3 draws initial weights and dropout masks from its own seed
+    generator, which ``tf_keras.utils.set_random_seed`` does not reach. If
+    Keras 3 is imported later, its generator starts from Python's seeded
+    ``random``, so the order of imports does not change the weights.
+    """
+    import tf_keras  # noqa: PLC0415  (tf_keras is always there: pipeline selects it)
+
+    tf_keras.utils.set_random_seed(seed)
+    if "keras" in sys.modules:
+        sys.modules["keras"].utils.set_random_seed(seed)
