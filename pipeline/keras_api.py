@@ -16,7 +16,10 @@ Example:
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import sys
+import zipfile
 from types import ModuleType
 
 from pipeline.errors import UnsupportedModelError
@@ -82,3 +85,42 @@ def set_random_seed(seed: int) -> None:
     tf_keras.utils.set_random_seed(seed)
     if "keras" in sys.modules:
         sys.modules["keras"].utils.set_random_seed(seed)
+
+
+def file_keras_version(path: str) -> str:
+    """The Keras version a model file records: a ``.keras`` archive's ``metadata.json``
+    or an HDF5 file's ``keras_version`` attribute ('' if none, a folder, or unreadable)."""
+    if os.path.isdir(path):
+        return ""  # a SavedModel folder: tf_keras's format
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                return str(json.loads(archive.read("metadata.json")).get("keras_version", ""))
+        import h5py  # noqa: PLC0415  (a dependency of both Kerases)
+
+        with h5py.File(path, "r") as f:
+            version = f.attrs.get("keras_version", "")
+        return version.decode() if isinstance(version, bytes) else str(version)
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile):
+        return ""  # damaged: loading says what is wrong
+
+
+def file_package(path: str) -> str:
+    """``"keras"`` for a file Keras 3 saved (its recorded version is 3 or later), else
+    ``"tf_keras"`` (Keras 2 files, SavedModel folders, files that record no version).
+
+    Decided from the file's own metadata, never by trying to load it.
+    """
+    head = file_keras_version(path).split(".")[0]
+    return "keras" if head.isdigit() and int(head) >= 3 else "tf_keras"
+
+
+def load_model(path: str):
+    """The uncompiled model at ``path``, in the Keras that saved it (:func:`file_package`).
+
+    Raises:
+      Whatever that Keras raises for a file it cannot read.
+    """
+    if file_package(path) == "keras":
+        return named("keras").saving.load_model(path, compile=False)
+    return named("tf_keras").models.load_model(path, compile=False)

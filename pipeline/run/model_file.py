@@ -1,5 +1,8 @@
 """Loads a Keras model file, telling a missing, empty, foreign or damaged file apart.
 
+The file is loaded in the Keras that saved it, read from its own metadata
+(:func:`pipeline.keras_api.file_package`): a Keras 3 ``.keras`` (or ``.h5``)
+file as a Keras 3 model, a Keras 2 one as a tf_keras model.
 ``tf_keras.models.load_model`` reports a text file, a PNG, an empty or a
 truncated ``.keras`` alike ("file signature not found") and a damaged zip
 with a traceback from deep inside ``zipfile``. :func:`load` looks at the
@@ -13,15 +16,13 @@ Example:
 """
 from __future__ import annotations
 
-import json
 import os
-import zipfile
 
-import tf_keras
-
+from pipeline import keras_api
 from pipeline.errors import ModelFileError
 
-_FIX = "point config.model.path at a .keras, .h5 or SavedModel folder saved by tf_keras"
+_FIX = ("point config.model.path at a .keras or .h5 file saved by Keras 3 or tf_keras, or a "
+        "SavedModel folder saved by tf_keras")
 _MAGIC = (
     (b"PK\x03\x04", "zip"),  # .keras
     (b"\x89HDF\r\n\x1a\n", "hdf5"),  # .h5
@@ -46,8 +47,8 @@ def sniff(path: str) -> str:
     try:
         head.decode("utf-8")
     except UnicodeDecodeError:
-        return "not a model format tf_keras knows"
-    return "a text file" if b"\x00" not in head else "not a model format tf_keras knows"
+        return "not a model format Keras knows"
+    return "a text file" if b"\x00" not in head else "not a model format Keras knows"
 
 
 def check(path: str) -> None:
@@ -70,12 +71,12 @@ def check(path: str) -> None:
                              f"it failed; {_FIX}")
     if kind not in ("zip", "hdf5"):
         raise ModelFileError(f"model file {path} is {kind}, not a Keras model; {_FIX}")
-    version = keras_version(path) if kind == "zip" else ""
-    if _major(version) >= 3:
-        _check_keras3_file(path, version)
+    if keras_api.file_package(path) == "keras":
+        _check_keras3_file(path, keras_api.file_keras_version(path))
 
 
 def _check_keras3_file(path: str, version: str) -> None:
+    """Raises :class:`ModelFileError` if a newer Keras 3 than the installed one saved ``path``."""
     import keras  # noqa: PLC0415  (Keras 3 only for Keras 3 files)
 
     installed = keras.__version__
@@ -84,16 +85,6 @@ def _check_keras3_file(path: str, version: str) -> None:
             f"model file {path} was saved by Keras {version}, newer than the installed Keras "
             f"{installed}: install keras>={version} (pip install 'keras=={version}') or save "
             f"the model again with Keras {installed}")
-    raise ModelFileError(
-        f"model file {path} was saved by Keras {version} (a Keras 3 .keras file); the library "
-        "prunes Keras 3 models (pipeline.prune(keras.saving.load_model(path), 0.5), see the "
-        "README), but this run trains and exports tf_keras (Keras 2) models only so far: prune "
-        "it with the library, or rebuild it with tf_keras and point config.model.path at that")
-
-
-def _major(version: str) -> int:
-    head = version.split(".")[0]
-    return int(head) if head.isdigit() else 0
 
 
 def _release(version: str) -> tuple[int, ...]:
@@ -104,24 +95,15 @@ def _release(version: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-def keras_version(path: str) -> str:
-    """The ``keras_version`` a ``.keras`` archive's ``metadata.json`` records ('' if none)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return str(json.loads(archive.read("metadata.json")).get("keras_version", ""))
-    except (KeyError, ValueError, OSError, zipfile.BadZipFile):
-        return ""  # no metadata or a damaged archive: loading says what is wrong
-
-
 def load(path: str):
-    """Loads the tf_keras model at ``path`` (uncompiled).
+    """Loads the model at ``path`` (uncompiled), in the Keras that saved it.
 
     Raises:
       ModelFileError: missing, empty, not a Keras model, truncated or corrupt.
     """
     check(path)
     try:
-        return tf_keras.models.load_model(path, compile=False)
+        return keras_api.load_model(path)
     except Exception as e:  # zipfile, h5py, JSON and deserialisation errors all mean "damaged"
         reason = " ".join(str(e).split())[:200] or type(e).__name__
         raise ModelFileError(
