@@ -36,11 +36,11 @@ import traceback
 
 import pipeline  # noqa: F401  (first: selects tf_keras before TensorFlow loads)
 import tensorflow as tf
-import tf_keras
 from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
+from pipeline import keras_api
 from pipeline.errors import PruningError
 from pipeline.run import (config_check, config_errors, family, model_input, preflight, stages,
                           worker_store)
@@ -79,7 +79,7 @@ def run_pipeline(config, workdir: str, restart: bool = False) -> dict:
     store = worker_store.open_store(cluster, workdir, restart)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
-    tf_keras.utils.set_random_seed(config.seed)
+    keras_api.set_random_seed(config.seed)
     # A model file declares its input: the data are loaded at its size and channels.
     loaded = preflight.load_model(config.model)
     input_size, channels = model_input.data_shape(config.model, loaded)

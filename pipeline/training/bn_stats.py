@@ -20,6 +20,14 @@ layer's ``momentum`` and ``trainable`` flags are restored afterwards (a
 frozen BatchNorm is re-estimated too: ``trainable=False`` would otherwise
 make it ignore ``training=True``).
 
+:func:`before_validation` makes a ``fit`` callback doing the same before each
+validation pass: the validation accuracy, and with it early stopping and the
+best weights it restores, then describe the model as it will be used. Without
+it a network whose BatchNorm momentum is high (Keras applications use 0.999)
+validates on statistics of the weights of hundreds of steps ago, its
+validation accuracy hardly moves during a short fine-tune, and early stopping
+ends the fine-tune after ``patience`` epochs.
+
 Example:
   >>> from pipeline.training import bn_stats
   >>> done = bn_stats.reestimate(model, datasets.train, batches=50)
@@ -33,14 +41,13 @@ import time
 
 import numpy as np
 import tensorflow as tf
-import tf_keras
-
+from pipeline import keras_api
 from pipeline.errors import PruningError
 
-# The layers whose moving statistics are re-estimated. SyncBatchNormalization
-# is a sibling class of BatchNormalization, not a subclass, in tf_keras.
-BATCHNORM_TYPES = (tf_keras.layers.BatchNormalization,
-                   tf_keras.layers.experimental.SyncBatchNormalization)
+# The layers whose moving statistics are re-estimated, by class name in either Keras.
+# SyncBatchNormalization is a sibling class of BatchNormalization, not a subclass, in
+# tf_keras; Keras 3 has one BatchNormalization (``synchronized=True`` for the other).
+BATCHNORM_TYPES = ("BatchNormalization", "SyncBatchNormalization")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,14 +67,30 @@ class Reestimation:
 
 def batchnorm_layers(model) -> list:
     """The BatchNorm layers of ``model``, those of nested sub-models included, each once."""
-    return [m for m in model.submodules if isinstance(m, BATCHNORM_TYPES)]
+    # tf_keras layers are tf.Modules (layers inside custom layers are found too); Keras 3
+    # layers are not: its models are searched through their (nested) layers.
+    candidates = model.submodules if hasattr(model, "submodules") else _layers(model)
+    found, seen = [], set()
+    for layer in candidates:
+        if id(layer) not in seen and keras_api.package_of(type(layer)) and any(
+                base.__name__ in BATCHNORM_TYPES for base in type(layer).__mro__):
+            seen.add(id(layer))
+            found.append(layer)
+    return found
+
+
+def _layers(model):
+    """Every layer of ``model``, depth first, nested models' layers included."""
+    for layer in getattr(model, "layers", ()):
+        yield layer
+        yield from _layers(layer)
 
 
 def reestimate(model, dataset: tf.data.Dataset, batches: int) -> Reestimation:
     """Sets every BatchNorm layer's moving statistics to those of ``batches`` batches.
 
     Args:
-      model: a tf_keras model (functional, Sequential or subclassed; nested
+      model: a tf_keras or Keras 3 model (functional, Sequential or subclassed; nested
         models are searched too). A model without BatchNorm is left as it is.
       dataset: batches of images, or of ``(images, labels, ...)`` tuples (the
         images are the first element), e.g. ``Datasets.train``.
@@ -98,10 +121,28 @@ def reestimate(model, dataset: tf.data.Dataset, batches: int) -> Reestimation:
         raise PruningError("the data set for BatchNorm re-estimation yielded no batch; pass "
                            "a non-empty dataset or batches=0", argument="dataset")
     for layer, (mean, variance) in zip(layers, pooled):
-        layer.moving_mean.assign(mean.astype(layer.moving_mean.dtype.as_numpy_dtype))
-        layer.moving_variance.assign(
-            variance.astype(layer.moving_variance.dtype.as_numpy_dtype))
+        layer.moving_mean.assign(mean.astype(layer.moving_mean.numpy().dtype))
+        layer.moving_variance.assign(variance.astype(layer.moving_variance.numpy().dtype))
     return Reestimation(tuple(layer.name for layer in layers), seen, time.time() - start)
+
+
+def before_validation(model, dataset: tf.data.Dataset, batches: int):
+    """A callback (of ``model``'s Keras) that re-estimates ``model``'s BatchNorm statistics
+    (:func:`reestimate`) before each validation pass of ``fit``.
+
+    Args:
+      model: the model whose BatchNorm layers are re-estimated (the student,
+        also when a distiller or multi-head trainer wraps it).
+      dataset: the training batches.
+      batches: how many per re-estimation (0: the callback does nothing).
+    """
+    K = keras_api.of(model)
+
+    class BeforeValidation(K.callbacks.Callback):
+        def on_test_begin(self, logs=None):
+            reestimate(model, dataset, batches)
+
+    return BeforeValidation()
 
 
 def _pool(model, layers, dataset) -> tuple[list, int]:

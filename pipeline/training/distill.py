@@ -11,6 +11,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras
 
+from pipeline import keras_api
 from pipeline.errors import PruningError
 
 
@@ -64,6 +65,41 @@ def distillation_loss(teacher_logits, student_logits, temperature: float):
     return temperature ** 2 * tf.reduce_mean(kl)
 
 
+def make_distiller(student, teacher, temperature: float = 4.0, alpha: float = 0.5):
+    """The trainer distilling ``teacher`` into ``student``, in their Keras.
+
+    tf_keras: this module's :class:`Distiller`. Keras 3: ``keras.distillation.Distiller``
+    with ``LogitsDistillation``, the same loss (:func:`pipeline.training.keras3.distiller`).
+    Either has ``.probabilities``: whether its outputs are probabilities, which the
+    compiled loss must know. Call :func:`release` after training.
+
+    Raises:
+      PruningError: bad temperature or alpha, an output activation other than
+        softmax or linear, or the two models from different Kerases.
+    """
+    if temperature <= 0 or not 0 <= alpha <= 1:
+        raise PruningError(f"distillation needs temperature > 0 and alpha in [0, 1]; got "
+                           f"temperature={temperature}, alpha={alpha}")
+    if keras_api.is_keras3(student) != keras_api.is_keras3(teacher):
+        raise PruningError(f"the student '{student.name}' and the teacher '{teacher.name}' "
+                           "come from different Kerases; distil within one")
+    if not keras_api.is_keras3(student):
+        return Distiller(student, teacher, temperature, alpha)
+    from pipeline.training import keras3  # noqa: PLC0415  (imports Keras 3)
+
+    return keras3.distiller(student, teacher, outputs_probabilities(student),
+                            outputs_probabilities(teacher), temperature, alpha)
+
+
+def release(trainer) -> None:
+    """Undoes what a :func:`make_distiller` trainer changed on its teacher (Keras 3 freezes
+    the teacher's layers); nothing for other trainers."""
+    if keras_api.is_keras3(trainer):
+        from pipeline.training import keras3  # noqa: PLC0415
+
+        keras3.release(trainer)
+
+
 class Distiller(tf_keras.Model):
     """Trains ``student`` against the labels and a frozen ``teacher``.
 
@@ -89,6 +125,7 @@ class Distiller(tf_keras.Model):
         self.teacher = teacher
         self.temperature = float(temperature)
         self.alpha = float(alpha)
+        self.probabilities = outputs_probabilities(student)
         self._student_logits = logits_function(student)
         self._teacher_logits = logits_function(teacher)
         self._loss_tracker = tf_keras.metrics.Mean(name="total_loss")

@@ -58,8 +58,8 @@ import shutil
 from typing import Any, Callable
 
 import tensorflow as tf
-import tf_keras
 
+from pipeline import keras_api
 from pipeline.errors import PruningError
 from pipeline.registry import Registry
 
@@ -127,7 +127,7 @@ class Cluster:
     def clone(self, model):
         """A copy of ``model`` built in the strategy's scope, holding the chief's weights."""
         with self.scope():
-            copy = tf_keras.models.clone_model(model)
+            copy = keras_api.of(model).models.clone_model(model)
             copy.set_weights(model.get_weights())
         if self.num_workers > 1:
             _broadcast_from_chief(self.strategy, copy.weights, self.is_chief)
@@ -196,8 +196,8 @@ def _broadcast_from_chief(strategy, variables, is_chief: bool) -> None:
     prepared its checkpoint folder before any worker restores from it.
     """
     weight = 1.0 if is_chief else 0.0
-    values = [tf.cast(v, tf.float64) if not v.dtype.is_floating else tf.convert_to_tensor(v)
-              for v in variables]
+    tensors = [tf.convert_to_tensor(v) for v in variables]  # Keras 3 dtypes are strings
+    values = [t if t.dtype.is_floating else tf.cast(t, tf.float64) for t in tensors]
 
     @tf.function
     def chief_values():  # one batched all-reduce; eager collectives are slow
@@ -205,5 +205,5 @@ def _broadcast_from_chief(strategy, variables, is_chief: bool) -> None:
         return context.all_reduce(tf.distribute.ReduceOp.SUM, [v * weight for v in values])
 
     summed = strategy.experimental_local_results(strategy.run(chief_values))[0]
-    for variable, value in zip(variables, summed):
-        variable.assign(tf.cast(value, variable.dtype))
+    for variable, value, tensor in zip(variables, summed, tensors):
+        variable.assign(tf.cast(value, tensor.dtype))

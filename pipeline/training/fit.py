@@ -25,11 +25,11 @@ import time
 from typing import Any
 
 import tensorflow as tf
-import tf_keras
 
+from pipeline import keras_api
 from pipeline.errors import PruningError
-from pipeline.training import bn_stats, distribute, heads, traps
-from pipeline.training.distill import Distiller, outputs_probabilities
+from pipeline.training import bn_stats, distill, distribute, heads, traps
+from pipeline.training.distill import outputs_probabilities
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 _LOG = logging.getLogger(__name__)
@@ -50,8 +50,11 @@ class Recipe:
         accuracy and restore the best weights (0: never stop early).
       label_smoothing: of the cross-entropy targets.
       jit_compile: compile training steps with XLA.
-      bn_recalibrate_batches: after training, re-estimate the BatchNorm moving
-        statistics on this many training batches (0: keep the moving averages,
+      bn_recalibrate_batches: before each validation pass (in one process; not
+        under a tf.distribute strategy) and after training, re-estimate the
+        BatchNorm moving statistics on this many training batches, so that
+        validation accuracy, early stopping and the restored best weights see
+        the statistics the model will be used with (0: keep the moving averages,
         which lag behind the weights after a short training; see
         :mod:`pipeline.training.bn_stats`).
     """
@@ -111,7 +114,8 @@ def fit(model, datasets, recipe: Recipe, directory: str, *,
     """Trains ``model`` in place on ``datasets.train``, validating on ``datasets.val``.
 
     Args:
-      model: a functional tf_keras classifier (softmax or logits output).
+      model: a functional classifier (softmax or logits output) of tf_keras or Keras 3;
+        it trains in its own Keras (a Keras 3 model on the TensorFlow backend).
       datasets: a :class:`pipeline.data.datasets.Datasets`.
       recipe: the :class:`Recipe`.
       directory: where checkpoints and TensorBoard logs go (created).
@@ -151,29 +155,22 @@ def fit(model, datasets, recipe: Recipe, directory: str, *,
         if len(model.outputs) > 1:
             trainee = _heads_trainer(student, teacher, datasets.num_classes, cluster, output)
         elif teacher is not None:
-            trainee = Distiller(student, cluster.replicate(teacher), temperature, alpha)
-        multi = isinstance(trainee, heads.HeadsTrainer)
-        compile_model(trainee, recipe, datasets.steps_per_epoch, probabilities=(
-            trainee.probabilities if multi else outputs_probabilities(model)))
+            trainee = distill.make_distiller(student, cluster.replicate(teacher), temperature,
+                                             alpha)
+        compile_model(trainee, recipe, datasets.steps_per_epoch,
+                      probabilities=getattr(trainee, "probabilities", None))
+        _build(trainee, model)
     has_val = datasets.sizes.get("val", 0) > 0
     logs = cluster.write_dir(directory)
-    callbacks = [
-        tf_keras.callbacks.BackupAndRestore(os.path.join(directory, "checkpoint")),
-        tf_keras.callbacks.CSVLogger(os.path.join(logs, "history.csv"), append=True),
-    ]
-    if importlib.util.find_spec("tensorboard") is not None:
-        callbacks.append(tf_keras.callbacks.TensorBoard(
-            os.path.join(logs, "tensorboard"), write_graph=False, profile_batch=0))
-    else:
-        _no_tensorboard()
-    if recipe.patience and has_val:
-        callbacks.append(tf_keras.callbacks.EarlyStopping(
-            monitor="val_accuracy", mode="max", patience=recipe.patience,
-            restore_best_weights=True))
-    history = trainee.fit(datasets.train, epochs=recipe.epochs,
-                          steps_per_epoch=datasets.steps_per_epoch,
-                          validation_data=datasets.val if has_val else None,
-                          callbacks=callbacks, verbose=verbose)
+    try:
+        history = trainee.fit(datasets.train, epochs=recipe.epochs,
+                              steps_per_epoch=datasets.steps_per_epoch,
+                              validation_data=datasets.val if has_val else None,
+                              callbacks=_callbacks(student, recipe, datasets, directory, logs,
+                                                   has_val, cluster.strategy is None),
+                              verbose=verbose)
+    finally:
+        distill.release(trainee)
     cluster.discard(logs)
     if student is not model:
         model.set_weights(student.get_weights())
@@ -187,6 +184,39 @@ def fit(model, datasets, recipe: Recipe, directory: str, *,
                      reestimated.batches)
 
 
+def _build(trainee, model) -> None:
+    """Builds a Keras 3 trainer wrapping ``model`` (its ``BackupAndRestore`` needs a built
+    model; a subclassed trainer builds on its first call)."""
+    if keras_api.is_keras3(trainee) and not trainee.built:
+        trainee(tf.zeros((1,) + tuple(model.inputs[0].shape[1:]), model.inputs[0].dtype))
+
+
+def _callbacks(student, recipe: Recipe, datasets, directory: str, logs: str, has_val: bool,
+               reestimate: bool) -> list:
+    """Checkpoints, CSV and TensorBoard logs, early stopping and BatchNorm re-estimation
+    before each validation (``reestimate``): callbacks of ``student``'s Keras."""
+    K = keras_api.of(student)
+    callbacks = [
+        K.callbacks.BackupAndRestore(os.path.join(directory, "checkpoint")),
+        K.callbacks.CSVLogger(os.path.join(logs, "history.csv"), append=True),
+    ]
+    if importlib.util.find_spec("tensorboard") is not None:
+        callbacks.append(K.callbacks.TensorBoard(
+            os.path.join(logs, "tensorboard"), write_graph=False, profile_batch=0))
+    else:
+        _no_tensorboard()
+    if (has_val and reestimate and recipe.bn_recalibrate_batches
+            and bn_stats.batchnorm_layers(student)):
+        # First: early stopping and the CSV log then see the re-estimated accuracy.
+        callbacks.insert(0, bn_stats.before_validation(student, datasets.train,
+                                                       recipe.bn_recalibrate_batches))
+    if recipe.patience and has_val:
+        callbacks.append(K.callbacks.EarlyStopping(
+            monitor="val_accuracy", mode="max", patience=recipe.patience,
+            restore_best_weights=True))
+    return callbacks
+
+
 def _heads_trainer(student, teacher, num_classes: int, cluster, output: str = ""):
     """The :class:`heads.HeadsTrainer` of a multi-head ``student`` against ``teacher``."""
     if teacher is None:
@@ -195,7 +225,7 @@ def _heads_trainer(student, teacher, num_classes: int, cluster, output: str = ""
             "model holds its other heads to its unpruned original: pass teacher=<that model>")
     index = heads.classifier_output(student, num_classes, output, where=f"'{student.name}'")
     probabilities = heads.ends_in_softmax(heads.output_layer(student, index))
-    return heads.HeadsTrainer(student, cluster.replicate(teacher), index, probabilities)
+    return heads.make_trainer(student, cluster.replicate(teacher), index, probabilities)
 
 
 @functools.cache
@@ -210,37 +240,45 @@ def compile_model(model, recipe: Recipe, steps_per_epoch: int, probabilities: bo
     A multi-head model gets the optimizer only: :func:`evaluate` reads its classifier head.
     """
     if len(getattr(model, "outputs", None) or ()) > 1:
-        model.compile(optimizer=make_optimizer(recipe, steps_per_epoch))
+        model.compile(optimizer=make_optimizer(recipe, steps_per_epoch, keras_api.of(model)))
         return model
     if probabilities is None:
         probabilities = outputs_probabilities(model)
-    loss = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=not probabilities)
+    K = keras_api.of(model)
+    loss = K.losses.SparseCategoricalCrossentropy(from_logits=not probabilities)
     if recipe.label_smoothing:
-        loss = _smoothed_loss(recipe.label_smoothing, probabilities)
-    model.compile(optimizer=make_optimizer(recipe, steps_per_epoch), loss=loss,
-                  metrics=[tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        loss = _smoothed_loss(K, recipe.label_smoothing, probabilities)
+    model.compile(optimizer=make_optimizer(recipe, steps_per_epoch, K), loss=loss,
+                  metrics=[K.metrics.SparseCategoricalAccuracy(name="accuracy")],
                   jit_compile=recipe.jit_compile)
     return model
 
 
-def make_optimizer(recipe: Recipe, steps_per_epoch: int):
-    """The recipe's optimizer with a (warm-up then) cosine schedule over all steps."""
+def make_optimizer(recipe: Recipe, steps_per_epoch: int, K=None):
+    """The recipe's optimizer with a (warm-up then) cosine schedule over all steps.
+
+    Args:
+      recipe: the :class:`Recipe`.
+      steps_per_epoch: training steps per epoch.
+      K: the Keras package of the model it trains (None: tf_keras).
+    """
+    K = keras_api.named("tf_keras") if K is None else K
     total = max(1, int(recipe.epochs * steps_per_epoch))
     warmup = int(recipe.warmup_epochs * steps_per_epoch)
-    schedule = tf_keras.optimizers.schedules.CosineDecay(
+    schedule = K.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0 if warmup else recipe.lr, decay_steps=max(1, total - warmup),
         warmup_target=recipe.lr if warmup else None, warmup_steps=warmup)
     decay = recipe.weight_decay or None
     if recipe.optimizer == "sgd":
-        return tf_keras.optimizers.SGD(schedule, momentum=recipe.momentum, nesterov=True,
-                                       weight_decay=decay)
+        return K.optimizers.SGD(schedule, momentum=recipe.momentum, nesterov=True,
+                                weight_decay=decay)
     if recipe.optimizer == "adamw":
-        return tf_keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay)
-    return tf_keras.optimizers.Adam(schedule, weight_decay=decay)
+        return K.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay)
+    return K.optimizers.Adam(schedule, weight_decay=decay)
 
 
-def _smoothed_loss(smoothing: float, probabilities: bool):
-    dense = tf_keras.losses.CategoricalCrossentropy(from_logits=not probabilities,
+def _smoothed_loss(K, smoothing: float, probabilities: bool):
+    dense = K.losses.CategoricalCrossentropy(from_logits=not probabilities,
                                                     label_smoothing=smoothing)
 
     def loss(y_true, y_pred):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras
 
+from pipeline import keras_api
 from pipeline.errors import PruningError
 
 _SET = "pass output=<one of those output names>"
@@ -95,7 +96,33 @@ def classifier_view(model, index: int):
     """``model``'s layers and weights with only output ``index`` (``model`` itself if single)."""
     if len(model.outputs) == 1:
         return model
-    return tf_keras.Model(model.inputs, model.outputs[index], name=f"{model.name}_classifier")
+    return keras_api.of(model).Model(model.inputs, model.outputs[index],
+                                     name=f"{model.name}_classifier")
+
+
+def make_trainer(student, teacher, index: int, probabilities: bool, head_weight: float = 1.0):
+    """The multi-head trainer of ``student`` against ``teacher``, in their Keras.
+
+    tf_keras: :class:`HeadsTrainer`; Keras 3: its twin
+    :class:`pipeline.training.keras3.HeadsTrainer`. Same arguments, same losses.
+
+    Raises:
+      HeadError: the teacher's output count differs from the student's.
+    """
+    if len(student.outputs) != len(teacher.outputs):
+        raise HeadError(f"the teacher has {len(teacher.outputs)} outputs and the student "
+                        f"{len(student.outputs)}; distil a model from its own unpruned "
+                        "original")
+    if not keras_api.is_keras3(student):
+        return HeadsTrainer(student, teacher, index, probabilities, head_weight)
+    from pipeline.training import keras3  # noqa: PLC0415  (imports Keras 3)
+
+    return keras3.HeadsTrainer(student, teacher, index, probabilities, head_weight)
+
+
+def is_trainer(model) -> bool:
+    """Whether ``model`` is a :func:`make_trainer` trainer (of either Keras)."""
+    return type(model).__name__ == "HeadsTrainer"
 
 
 class HeadsTrainer(tf_keras.Model):

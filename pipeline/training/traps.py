@@ -24,8 +24,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-import tf_keras
-
+from pipeline import keras_api
 from pipeline.errors import PruningError
 
 ENV = "TF_ENABLE_ONEDNN_OPTS"
@@ -86,20 +85,28 @@ def check(model, where: str = "the model") -> None:
 
 def _layers(model, prefix: str):
     for layer in model.layers:
-        if isinstance(layer, tf_keras.Model):
+        if isinstance(layer, keras_api.of(layer).Model):
             yield from _layers(layer, f"{prefix}{layer.name}/")
         else:
             yield layer, prefix
 
 
+def _input_shape(layer) -> tuple:
+    """``layer``'s input shape without the batch axis (``()`` when it is not one tensor)."""
+    if not keras_api.is_keras3(layer):
+        return tuple(layer.input_shape[1:])
+    inputs = layer.input  # Keras 3 layers have no input_shape
+    return tuple(inputs.shape[1:]) if hasattr(inputs, "shape") else ()
+
+
 def _trap(layer, prefix: str) -> Trap | None:
-    if type(layer) is not tf_keras.layers.Conv2D:  # transposed and depthwise convs: not seen
+    if type(layer) is not keras_api.of(layer).layers.Conv2D:  # transposed, depthwise: not seen
         return None
     if tuple(layer.kernel_size) != (1, 1) or max(layer.strides) < 2:
         return None
     if layer.data_format != "channels_last":
         return None
-    shape = tuple(layer.input_shape[1:])
+    shape = _input_shape(layer)
     if len(shape) != 3 or shape[-1] is None or shape[-1] >= MIN_SAFE_CHANNELS:
         return None
     if all(side is not None and side <= MAX_SAFE_SIDE for side in shape[:2]):

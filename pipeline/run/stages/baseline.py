@@ -4,9 +4,9 @@ from __future__ import annotations
 import os
 import time
 
-import tf_keras
 
 import models
+from pipeline import keras_api
 from pipeline.errors import PruningError
 from pipeline.fingerprint import fingerprint
 from pipeline.run import model_file
@@ -48,7 +48,7 @@ def baseline(model_section, train_section, data: Data, store: Store, *, seed: in
                       _file_identity(model_section.path), deterministic)
 
     def compute():
-        tf_keras.utils.set_random_seed(seed)
+        keras_api.set_random_seed(seed)
         start = time.time()
         if model_section.path:
             # ModelFileError: missing, damaged...

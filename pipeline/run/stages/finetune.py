@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
-import tf_keras
 
+from pipeline import keras_api
 from pipeline.fingerprint import fingerprint
 from pipeline.run.results import ModelRecord, ModelResult, PrunedModel
 from pipeline.run.stages.data import Data
@@ -44,7 +44,7 @@ def finetune(section, pruned: PrunedModel, base: ModelResult, data: Data, store:
     key = fingerprint("finetune", pruned.key, f, deterministic, *([output] if output else []))
 
     def compute():
-        tf_keras.utils.set_random_seed(seed + i)
+        keras_api.set_random_seed(seed + i)
         start = time.time()
         print(f"{tag} {f.epochs} epochs" + (f", distilling at T={f.temperature}, "
                                             f"alpha={f.alpha}" if f.distill else ""))
