@@ -61,6 +61,12 @@ def package_of(cls: type) -> str | None:
     return None
 
 
+def describe(obj) -> str:
+    """``"Keras 3.15.1"`` or ``"tf_keras 2.21.0"``: the Keras ``obj`` is from, with its version."""
+    module = of(obj)
+    return f"{'Keras' if module.__name__ == 'keras' else 'tf_keras'} {module.__version__}"
+
+
 def named(package: str) -> ModuleType:
     """The package called ``package`` (``"tf_keras"`` or ``"keras"``), imported.
 

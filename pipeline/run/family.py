@@ -34,6 +34,7 @@ import copy
 import dataclasses
 import os
 
+from pipeline import keras_api
 from pipeline.errors import PruningError, WorkdirError
 from pipeline.export import variants as export_registry
 from pipeline.run import config_errors, family_report, plots, stages, worker_store
@@ -179,7 +180,9 @@ def _write(config, base: ModelResult, shared: list[ExportResult], evaluations: d
     """The family's ``report.json``, ``report.md`` and plots in the top-level workdir."""
     variants = [reporting.variant(item, evaluations.get(item.name), store.workdir)
                 for item in shared]
-    body = {"config": config.to_dict(), "baseline": {"keras": base.path, **summary(base.record)},
+    body = {"config": config.to_dict(),
+            "baseline": {"keras": base.path, "framework": keras_api.describe(base.model),
+                         **summary(base.record)},
             "variants": variants,
             "family": family_report.summarise(ratios(config.prune), variants, members,
                                               base_macs=base.record.macs,

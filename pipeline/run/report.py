@@ -3,10 +3,11 @@
 ``report.json`` keys:
 
 * ``config``: the full config of the run;
-* ``baseline``: the Keras baseline (``keras`` path, test ``accuracy``,
-  ``macs``, ``params``, ``source``, ``seconds``);
-* ``pruned``: the pruned model before (``accuracy_before_finetune``) and
-  after fine-tuning, its ``plan``, the fractions ``removed`` and ``round_to``
+* ``baseline``: the Keras baseline (``keras`` path, ``framework``: the Keras
+  it is a model of and loads in, ``"Keras 3.15.1"`` or ``"tf_keras 2.21.0"``;
+  test ``accuracy``, ``macs``, ``params``, ``source``, ``seconds``);
+* ``pruned``: the pruned model (``keras`` path, ``framework``) before
+  (``accuracy_before_finetune``) and after fine-tuning, its ``plan``, the fractions ``removed`` and ``round_to``
   (``{"asked": ..., "used": ...}``, the last step's alignment: finer than
   asked when that cannot reach the target, see :mod:`pipeline.run.alignment`);
 * ``variants``: one entry per requested export variant, in order: ``name``,
@@ -48,6 +49,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from pipeline import keras_api
 from pipeline.run import alignment, family_report
 from pipeline.run.results import (FAILED, NOT_APPLICABLE, OK, Evaluation, ExportResult,
                                   ModelResult, Pruning, summary)
@@ -76,8 +78,10 @@ def build(config: dict, base: ModelResult, pruning: Pruning, exported: list[Expo
     tuned = pruning.tuned
     return {
         "config": config,
-        "baseline": {"keras": base.path, **summary(base.record)},
-        "pruned": {"keras": tuned.path, "plan": "plan.json", **summary(tuned.record),
+        "baseline": {"keras": base.path, "framework": keras_api.describe(base.model),
+                     **summary(base.record)},
+        "pruned": {"keras": tuned.path, "framework": keras_api.describe(tuned.model),
+                   "plan": "plan.json", **summary(tuned.record),
                    "accuracy_before_finetune": pruning.pruned.record.accuracy,
                    "removed": dict(pruning.removed),
                    "finetune_epochs": tuned.record.epochs or 0,
@@ -151,9 +155,9 @@ def markdown(report: dict) -> str:
     lines = [
         "# Pruning report",
         "",
-        f"Baseline (Keras): test accuracy {base['accuracy']:.4f}, {_si(base['macs'])} MACs, "
-        f"{_si(base['params'])} params.",
-        f"Pruned (Keras{_in_steps(pruned)}): test accuracy "
+        f"Baseline ({_file(base)}): test accuracy {base['accuracy']:.4f}, "
+        f"{_si(base['macs'])} MACs, {_si(base['params'])} params.",
+        f"Pruned ({_file(pruned)}{_in_steps(pruned)}): test accuracy "
         f"{pruned['accuracy_before_finetune']:.4f} before and "
         f"{pruned['accuracy']:.4f} after {pruned['finetune_epochs']} fine-tuning epochs"
         f"{' in all' if len(pruned.get('steps', [])) > 1 else ''}, "
@@ -198,6 +202,12 @@ def _outcome(variant: dict) -> str:
         return "not applicable"
     reason = variant["reason"].replace("|", "\\|")
     return f"failed: {reason[:117] + '...' if len(reason) > 120 else reason}"
+
+
+def _file(model: dict) -> str:
+    """``"pruned.keras, Keras 3.15.1"``: a Keras model's file and the Keras it loads in."""
+    framework = model.get("framework")  # reports written before it was recorded lack it
+    return f"`{model['keras']}`, {framework}" if framework else f"`{model['keras']}`"
 
 
 def _in_steps(pruned: dict) -> str:

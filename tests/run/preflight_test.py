@@ -32,8 +32,6 @@ MODEL_CASES = [  # model.path case, error type, words of the message
     ("corrupt", ModelFileError, "truncated, corrupt"),
     ("notes", ModelFileError, "is a text file, not a Keras model"),
     ("image", ModelFileError, "is a PNG image, not a Keras model"),
-    ("keras3", ModelFileError, r"was saved by Keras 3\.\d+\.\d+ \(a Keras 3 .keras file\); the "
-     r"library prunes Keras 3 models .* this run trains and exports tf_keras"),
     ("keras3_newer", ModelFileError, r"saved by Keras 3\.99\.0, newer than the installed Keras "
      r"3\.\d+\.\d+: install keras>=3\.99\.0"),
     ("subclassed", UnsupportedModelError, "subclassed model"),
@@ -261,3 +259,18 @@ def test_interrupts_exit_with_the_signal_status():
     assert guard.exit_status(guard.Interrupted(signal.SIGTERM)) == 143
     assert guard.exit_status(KeyboardInterrupt()) == 130
     assert guard.exit_status(ConfigError("x")) == 1
+
+
+def test_a_keras3_file_loads_as_the_keras3_model_it_is(bad, tmp_path):
+    """Recognised from the file's own metadata (.keras archive and Keras 3 .h5 alike)."""
+    import keras
+    from pipeline import keras_api
+    model = model_file.load(bad[0]["keras3"])
+    assert keras_api.is_keras3(model) and keras_api.describe(model) == f"Keras {keras.__version__}"
+    h5 = str(tmp_path / "keras3.h5")
+    model.save(h5)
+    assert keras_api.file_package(h5) == "keras" and keras_api.is_keras3(model_file.load(h5))
+    legacy = str(tmp_path / "legacy.h5")
+    tf_keras.Sequential([tf_keras.Input((3,)), tf_keras.layers.Dense(2)]).save(legacy)
+    assert keras_api.file_package(legacy) == "tf_keras"
+    assert not keras_api.is_keras3(model_file.load(legacy))

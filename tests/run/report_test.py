@@ -1,6 +1,9 @@
 """report.json from the stages' typed results: the same keys and values as ever."""
 import json
 
+import keras
+import tf_keras
+
 import pipeline  # noqa: F401  (first: selects tf_keras before TensorFlow loads)
 from pipeline.run import report as reporting
 from pipeline.run import stages
@@ -9,8 +12,8 @@ from pipeline.run.results import (Evaluation, ExportRecord, ExportResult, Measur
                                   Step, summary)
 from pipeline.run.store import Store
 
-BASELINE_KEYS = {"keras", "accuracy", "macs", "params", "seconds", "source", "bn_batches"}
-PRUNED_KEYS = {"keras", "plan", "accuracy", "macs", "params", "seconds", "epochs",
+BASELINE_KEYS = {"keras", "framework", "accuracy", "macs", "params", "seconds", "source", "bn_batches"}
+PRUNED_KEYS = {"keras", "framework", "plan", "accuracy", "macs", "params", "seconds", "epochs",
                "accuracy_before_finetune", "removed", "finetune_epochs", "steps",
                "latency_target", "round_to", "bn_batches"}
 VARIANT_KEYS = {"name", "source", "status", "reason", "tflite", "keras", "macs", "params",
@@ -24,15 +27,20 @@ class FakePlan:
     report = None
 
 
+def _tiny(K):
+    return K.Sequential([K.Input((2,)), K.layers.Dense(2)])
+
+
 def results(tmp_path, steps=()):
+    """A tf_keras baseline and a Keras 3 fine-tuned model: each reports its own Keras."""
     (tmp_path / "tflite").mkdir()
     (tmp_path / "tflite" / "pruned_fp32.tflite").write_bytes(b"x" * 1000)
-    base = ModelResult(None, "baseline.keras", "b",
+    base = ModelResult(_tiny(tf_keras), "baseline.keras", "b",
                        ModelRecord(0.91, 2_000_000, 50_000, 3.0, source="/m.keras"))
     pruned = PrunedModel(None, "pruned_initial.keras", "p",
                          PruneRecord(0.42, 1_000_000, 20_000, {"macs": 0.5}, "plan.json"),
                          FakePlan())
-    tuned = ModelResult(None, "pruned.keras", "t",
+    tuned = ModelResult(_tiny(keras), "pruned.keras", "t",
                         ModelRecord(0.88, 1_000_000, 20_000, 9.0, history={"loss": [1.0]},
                                     epochs=3))
     pruning = Pruning(pruned, tuned, FakePlan(), {"macs": 0.5, "filters": 0.4}, steps)
@@ -48,12 +56,14 @@ def results(tmp_path, steps=()):
 def test_report_keys_and_values_come_from_the_typed_results(tmp_path):
     body = reporting.build({"seed": 0}, *results(tmp_path), str(tmp_path))
     assert set(body) == {"config", "baseline", "pruned", "variants"}
-    assert body["baseline"] == {"keras": "baseline.keras", "accuracy": 0.91, "macs": 2_000_000,
+    assert body["baseline"] == {"keras": "baseline.keras",
+                                "framework": f"tf_keras {tf_keras.__version__}", "accuracy": 0.91, "macs": 2_000_000,
                                 "params": 50_000, "seconds": 3.0, "source": "/m.keras",
                                 "bn_batches": 0}
     assert set(body["baseline"]) == BASELINE_KEYS  # a loaded baseline has no epochs
     pruned = body["pruned"]
     assert set(pruned) == PRUNED_KEYS and "history" not in pruned
+    assert pruned["framework"] == f"Keras {keras.__version__}"
     assert (pruned["accuracy"], pruned["accuracy_before_finetune"]) == (0.88, 0.42)
     assert pruned["removed"] == {"macs": 0.5, "filters": 0.4}
     assert (pruned["finetune_epochs"], pruned["steps"], pruned["latency_target"]) == (3, [], None)
@@ -104,9 +114,11 @@ def test_markdown_heads_the_variant_table_with_both_accuracies(tmp_path):
     body["plots"] = {"channels": "plots/channels.png"}
     lines = reporting.markdown(body).splitlines()
     assert lines[0] == "# Pruning report"
-    assert lines[2] == "Baseline (Keras): test accuracy 0.9100, 2.00M MACs, 50.00k params."
-    assert lines[3] == ("Pruned (Keras): test accuracy 0.4200 before and 0.8800 after 3 "
-                        "fine-tuning epochs, 1.00M MACs, 20.00k params.")
+    assert lines[2] == (f"Baseline (`baseline.keras`, tf_keras {tf_keras.__version__}): test "
+                        "accuracy 0.9100, 2.00M MACs, 50.00k params.")
+    assert lines[3] == (f"Pruned (`pruned.keras`, Keras {keras.__version__}): test accuracy "
+                        "0.4200 before and 0.8800 after 3 fine-tuning epochs, 1.00M MACs, "
+                        "20.00k params.")
     assert ("| pruned_fp32 | 0.8700 | 1.00M | 20.00k | 1.0 KiB | 1 thr 0.100 | "
             "tflite/pruned_fp32.tflite |") in lines
     notes = lines.index("## Variant notes")
@@ -123,7 +135,8 @@ def test_markdown_of_a_latency_target_and_of_steps(tmp_path):
     body["pruned"]["latency_target"] = LATENCY
     text = reporting.markdown(body)
     assert reporting.latency_line(LATENCY) in text.splitlines()
-    assert "Pruned (Keras, 2 steps; 'before' is before the last step's fine-tuning)" in text
+    assert (f"Pruned (`pruned.keras`, Keras {keras.__version__}, 2 steps; 'before' is before "
+            "the last step's fine-tuning)") in text
     assert "fine-tuning epochs in all" in text
     assert "| 2 | 29.0% | 1.00M | 0.4000 | 0.8800 | steps/plan_2.json |" in text
 
