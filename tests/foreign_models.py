@@ -13,6 +13,8 @@ trained model's accuracy.
   Flatten -> Dense, and three heads (face classification softmax, bbox Dense(4),
   landmarks Dense(10)).
 - :func:`mobilenet_v2`: ``tf_keras.applications.MobileNetV2(alpha=0.35)`` at 64x64, ``.keras``.
+- The mini-Xception and the O-Net also in Keras 3, saved as Keras 3 ``.keras`` files (what
+  ``pip install tensorflow`` users have since TF 2.16).
 - :func:`old_sequential`: a Keras 2 era Sequential CNN (Conv2D/MaxPooling2D/Dropout/Flatten/
   Dense), trained on [-1, 1] input, ``.h5``.
 """
@@ -27,11 +29,12 @@ import tf_keras
 L = tf_keras.layers
 
 
-def mini_xception(shape=(64, 64, 1), classes=7):
-    """oarriaga's mini_XCEPTION: 8-128 channels, 7 expressions, 64x64 grayscale."""
-    tf_keras.utils.set_random_seed(0)
-    reg = tf_keras.regularizers.l2(0.01)
-    x = inputs = tf_keras.Input(shape)
+def mini_xception(shape=(64, 64, 1), classes=7, K=tf_keras):
+    """oarriaga's mini_XCEPTION: 8-128 channels, 7 expressions, 64x64 grayscale, in Keras ``K``."""
+    K.utils.set_random_seed(0)
+    L = K.layers
+    reg = K.regularizers.l2(0.01)
+    x = inputs = K.Input(shape)
     for _ in range(2):
         x = L.Conv2D(8, 3, kernel_regularizer=reg, use_bias=False)(x)
         x = L.BatchNormalization()(x)
@@ -50,13 +53,15 @@ def mini_xception(shape=(64, 64, 1), classes=7):
         x = L.add([x, residual])
     x = L.Conv2D(classes, 3, padding="same")(x)
     x = L.GlobalAveragePooling2D()(x)
-    return tf_keras.Model(inputs, L.Activation("softmax", name="predictions")(x))
+    return K.Model(inputs, L.Activation("softmax", name="predictions")(x))
 
 
-def mtcnn_onet(shape=(48, 48, 3), classes=2):
-    """MTCNN's O-Net (ipazc/mtcnn layout): face classification, bbox and landmark heads."""
-    tf_keras.utils.set_random_seed(0)
-    x = inputs = tf_keras.Input(shape)
+def mtcnn_onet(shape=(48, 48, 3), classes=2, K=tf_keras):
+    """MTCNN's O-Net (ipazc/mtcnn layout): face classification, bbox and landmark heads, in
+    Keras ``K``."""
+    K.utils.set_random_seed(0)
+    L = K.layers
+    x = inputs = K.Input(shape)
     for i, (width, kernel, pool) in enumerate(((32, 3, 3), (64, 3, 3), (64, 3, 2))):
         x = L.Conv2D(width, kernel, name=f"conv{i + 1}")(x)
         x = L.PReLU(shared_axes=[1, 2], name=f"prelu{i + 1}")(x)
@@ -70,7 +75,7 @@ def mtcnn_onet(shape=(48, 48, 3), classes=2):
     face = L.Dense(classes, activation="softmax", name="conv6-1")(x)
     bbox = L.Dense(4, name="conv6-2")(x)
     landmarks = L.Dense(10, name="conv6-3")(x)
-    return tf_keras.Model(inputs, [bbox, landmarks, face])
+    return K.Model(inputs, [bbox, landmarks, face])
 
 
 def mobilenet_v2(classes=4):
@@ -164,13 +169,20 @@ def make_all(root) -> dict:
     files = {"xception": os.path.join(root, "fer2013_mini_XCEPTION.hdf5"),
              "onet": os.path.join(root, "onet.h5"),
              "mobilenet": os.path.join(root, "mobilenet_v2_035.keras"),
-             "sequential": os.path.join(root, "cnn.h5")}
+             "sequential": os.path.join(root, "cnn.h5"),
+             "xception_keras3": os.path.join(root, "mini_xception_keras3.keras"),
+             "onet_keras3": os.path.join(root, "onet_keras3.keras")}
     author_trains(mini_xception(classes=7), folders[7]).save(files["xception"])  # Keras 2: HDF5
     author_trains(mtcnn_onet(classes=2), folders[2],
                   losses=["mse", "mse", "sparse_categorical_crossentropy"]).save(files["onet"])
     author_trains(mobilenet_v2(classes=4), folders[4]).save(files["mobilenet"])
     author_trains(old_sequential(classes=4), folders[4], scale=(-1.0, 1.0)).save(
         files["sequential"], save_format="h5")
+    import keras  # Keras 3, only for its two files
+    author_trains(mini_xception(classes=7, K=keras), folders[7]).save(files["xception_keras3"])
+    author_trains(mtcnn_onet(classes=2, K=keras), folders[2],
+                  losses=["mse", "mse", "sparse_categorical_crossentropy"]).save(
+        files["onet_keras3"])
     return dict(files, folders={str(n): f for n, f in folders.items()})
 
 

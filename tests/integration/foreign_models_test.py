@@ -11,6 +11,11 @@ latency thread count. Each run exits 0 and every default variant is written
 MobileNetV2's quantized variants, whose parity check may refuse a genuinely
 distorted int8 file (status 3, one stderr line each; see its test).
 
+The mini-Xception and the O-Net also come as Keras 3 ``.keras`` files: the run stays
+in Keras 3 (training, distillation of the heads, every export variant), writes a
+Keras 3 ``pruned.keras`` that plain Keras 3 loads in a fresh Python without this
+project or any custom object, and that model's outputs are the pruned_fp32 file's.
+
 The multi-head MTCNN O-Net prunes, fine-tunes and exports with every head kept
 (the face classifier on the labels, the bbox and landmark heads held to the
 unpruned model): each file has the three outputs, verified each against its own
@@ -34,9 +39,24 @@ SMALL = ("--config.train.batch_size=16", "--config.finetune.epochs=1",
          "--config.sensitivity.ratios=(0.5,)", "--config.evaluate.latency_threads=(1,)")
 
 
+# Loads a .keras file in plain Keras 3 (no pipeline, no tf_keras, no custom objects) and
+# saves its outputs on the given images.
+PLAIN_KERAS = """
+import json, sys
+import numpy as np
+import keras
+model = keras.saving.load_model(sys.argv[1])
+outputs = model(np.load(sys.argv[2]))
+outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+np.savez(sys.argv[3], **{n: np.asarray(o) for n, o in zip(model.output_names, outputs)})
+print(json.dumps({"module": type(model).__module__, "foreign": sorted(
+    m for m in ("pipeline", "tf_keras", "models") if m in sys.modules)}))
+"""
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    """The four model files and the image folders, made by tests/foreign_models.py in a
+    """The model files and the image folders, made by tests/foreign_models.py in a
     process of its own with oneDNN off: the authors' training of the mini-Xception hits the
     oneDNN crash this pipeline restarts around (pipeline.training.traps)."""
     root = tmp_path_factory.mktemp("foreign")
@@ -152,3 +172,72 @@ def test_mtcnn_prunes_fine_tunes_and_exports_every_head(files, tmp_path):
     x = x[:32] / 255.0
     for b, p in zip(base(x)[:2], pruned(x)[:2]):  # bbox and landmarks held to the original
         assert float(np.mean((np.asarray(p) - np.asarray(b)) ** 2)) < 0.05
+
+
+def check_plain_keras3(workdir, images, tmp_path):
+    """``pruned.keras`` is a Keras 3 file that plain Keras 3 loads and runs in a fresh Python
+    (no pipeline, no custom objects), and its outputs are the pruned_fp32 file's."""
+    from ai_edge_litert.interpreter import Interpreter
+    from pipeline import keras_api
+    from pipeline.litert import tensors
+    model = str(workdir / "pruned.keras")
+    assert keras_api.file_package(model) == "keras"
+    tmp_path.mkdir(exist_ok=True)
+    np.save(tmp_path / "images.npy", images)
+    done = subprocess.run([sys.executable, "-c", PLAIN_KERAS, model, str(tmp_path / "images.npy"),
+                           str(tmp_path / "outputs.npz")], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, env={k: v for k, v in os.environ.items()
+                                                       if k != "PYTHONPATH"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert loaded["module"].startswith("keras.") and loaded["foreign"] == [], loaded
+    outputs = dict(np.load(tmp_path / "outputs.npz"))
+    interpreter = Interpreter(model_path=str(workdir / "tflite" / "pruned_fp32.tflite"))
+    interpreter.allocate_tensors()
+    (detail,) = interpreter.get_input_details()
+    names = tensors.output_names(interpreter)
+    assert sorted(names.values()) == sorted(outputs)
+    rgb = np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+    for i in range(len(images)):
+        interpreter.set_tensor(detail["index"], tensors.file_input(rgb[i:i + 1], detail))
+        interpreter.invoke()
+        for index, name in names.items():
+            got = interpreter.get_tensor(index)[0]
+            want = outputs[name][i]
+            assert np.max(np.abs(got - want)) <= 1e-4 * max(np.max(np.abs(want)), 1e-6), name
+
+
+def check_keras3_report(workdir):
+    """The report names the Keras 3 files and says which Keras they load in."""
+    import keras
+    report = json.loads((workdir / "report.json").read_text())
+    for model in ("baseline", "pruned"):
+        assert report[model]["framework"] == f"Keras {keras.__version__}", report[model]
+    assert report["pruned"]["keras"] == "pruned.keras"
+    assert f"(`pruned.keras`, Keras {keras.__version__})" in (workdir / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_mini_xception_keras3_file_stays_in_keras3(files, tmp_path):
+    """A Keras 3 .keras file at the defaults: status 0, every variant written or explained,
+    a Keras 3 pruned.keras that plain Keras 3 loads with the file's outputs."""
+    done = run(tmp_path, files["xception_keras3"], files["folders"]["7"])
+    report, variants = check_every_default_variant(tmp_path, done)
+    assert [n for n, v in variants.items() if v["status"] != "ok"] == ["pruned_block_fc"]
+    assert variants["pruned_fp32"]["accuracy"] > 0.3
+    check_keras3_report(tmp_path)
+    x, _ = fm.folder_arrays(files["folders"]["7"], 64, 1)
+    check_plain_keras3(tmp_path, (x[::7][:12] / 255.0).astype(np.float32), tmp_path / "plain")
+
+
+@pytest.mark.slow
+def test_mtcnn_keras3_file_keeps_every_head_in_keras3(files, tmp_path):
+    """The multi-head O-Net from a Keras 3 file: the Keras 3 heads trainer fine-tunes it,
+    every variant has the three outputs, and plain Keras 3 loads the pruned model."""
+    done = run(tmp_path, files["onet_keras3"], files["folders"]["2"])
+    report, variants = check_every_default_variant(tmp_path, done)
+    assert [n for n, v in variants.items() if v["status"] != "ok"] == []
+    assert " - heads_loss: " in done.stdout
+    check_keras3_report(tmp_path)
+    x, _ = fm.folder_arrays(files["folders"]["2"], 48, 3)
+    check_plain_keras3(tmp_path, (x[::5][:12] / 255.0).astype(np.float32), tmp_path / "plain")
