@@ -77,6 +77,10 @@ def model(**overrides) -> ml_collections.ConfigDict:
     # 0 = the model file's declared input with model.path, else the data's own.
     m.input_size = 0
     m.channels = 0
+    # The Keras model.name is built and trained in, the whole run then staying in it: tf_keras
+    # (Keras 2) or keras (Keras 3, TensorFlow backend). With model.path the file's own Keras
+    # decides (read from its metadata) and this key is not used.
+    m.keras = "tf_keras"
     m.width = 1.0  # channel multiplier
     m.dropout = 0.3
     # What the model's input is: (pixel - mean) / std on 0-255 RGB pixels. unit [0, 1],

@@ -1,13 +1,15 @@
 """Every ``tf_keras.applications`` constructor as a registered builder.
 
 Registered under its own CamelCase name (``MobileNetV2``, ``ResNet50``...)
-and built untrained (``weights=None``, nothing can be downloaded). Built-in
+and built, in the Keras the builder is given (``K=tf_keras`` or ``K=keras``:
+the constructor of that name in ``K.applications``), untrained (``weights=None``, nothing can be downloaded). Built-in
 input rescaling (``include_preprocessing``) is switched off because the
 pipeline feeds images scaled to [0, 1].
 """
 from __future__ import annotations
 
 import inspect
+from types import ModuleType
 
 import tf_keras
 from absl import logging
@@ -51,11 +53,22 @@ def _build(constructor, input_shape, num_classes, width: float = 1.0, dropout: f
 
 
 def _builder(constructor):
-    def build(input_shape, num_classes, width: float = 1.0, dropout: float = 0.0):
-        return _build(constructor, input_shape, num_classes, width, dropout)
-    build.__name__ = build.__qualname__ = constructor.__name__
-    build.__doc__ = f"tf_keras.applications.{constructor.__name__}, untrained."
+    name = constructor.__name__
+
+    def build(input_shape, num_classes, width: float = 1.0, dropout: float = 0.0, *,
+              K: ModuleType = tf_keras):
+        own = constructor if K is tf_keras else getattr(K.applications, name, None)
+        if own is None:
+            raise ValueError(f"{K.__name__} {K.__version__} has no applications.{name}; its "
+                             f"constructors: {', '.join(sorted(_public(K.applications)))}")
+        return _build(own, input_shape, num_classes, width, dropout)
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f"{name} of tf_keras.applications (or K.applications), untrained."
     return build
+
+
+def _public(module) -> list[str]:
+    return [n for n, v in vars(module).items() if n[:1].isupper() and callable(v)]
 
 
 for _name, _constructor in constructors().items():

@@ -7,8 +7,9 @@ so a 28x28 input ends at 4x4 rather than vanishing.
 """
 from __future__ import annotations
 
+from types import ModuleType
+
 import tf_keras
-from tf_keras import layers
 
 from models.registry import register
 
@@ -23,25 +24,26 @@ def _divisible(v: float, divisor: int = 8) -> int:
     return new + divisor if new < 0.9 * v else new
 
 
-def _inverted_residual(x, expansion, channels, stride, name):
+def _inverted_residual(K, x, expansion, channels, stride, name):
     inputs = x
     if expansion != 1:
-        x = layers.Conv2D(x.shape[-1] * expansion, 1, use_bias=False, name=f"{name}_expand")(x)
-        x = layers.BatchNormalization(name=f"{name}_expand_bn")(x)
-        x = layers.ReLU(6.0, name=f"{name}_expand_relu")(x)
-    x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False,
+        x = K.layers.Conv2D(x.shape[-1] * expansion, 1, use_bias=False, name=f"{name}_expand")(x)
+        x = K.layers.BatchNormalization(name=f"{name}_expand_bn")(x)
+        x = K.layers.ReLU(6.0, name=f"{name}_expand_relu")(x)
+    x = K.layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False,
                                name=f"{name}_depthwise")(x)
-    x = layers.BatchNormalization(name=f"{name}_depthwise_bn")(x)
-    x = layers.ReLU(6.0, name=f"{name}_depthwise_relu")(x)
-    x = layers.Conv2D(channels, 1, use_bias=False, name=f"{name}_project")(x)
-    x = layers.BatchNormalization(name=f"{name}_project_bn")(x)
+    x = K.layers.BatchNormalization(name=f"{name}_depthwise_bn")(x)
+    x = K.layers.ReLU(6.0, name=f"{name}_depthwise_relu")(x)
+    x = K.layers.Conv2D(channels, 1, use_bias=False, name=f"{name}_project")(x)
+    x = K.layers.BatchNormalization(name=f"{name}_project_bn")(x)
     if stride == 1 and inputs.shape[-1] == channels:
-        x = layers.Add(name=f"{name}_add")([inputs, x])
+        x = K.layers.Add(name=f"{name}_add")([inputs, x])
     return x
 
 
 @register("mobilenetv2")
-def mobilenetv2(input_shape, num_classes, width: float = 1.0, dropout: float = 0.2):
+def mobilenetv2(input_shape, num_classes, width: float = 1.0, dropout: float = 0.2, *,
+                K: ModuleType = tf_keras):
     """Builds the small MobileNetV2.
 
     Args:
@@ -49,6 +51,7 @@ def mobilenetv2(input_shape, num_classes, width: float = 1.0, dropout: float = 0
       num_classes: classes of the softmax output.
       width: the paper's width multiplier (channels rounded to multiples of 8).
       dropout: dropout rate before the classifier.
+      K: the Keras package to build in, ``tf_keras`` or ``keras`` (Keras 3).
 
     Raises:
       ValueError: input smaller than 16x16 or a non-positive width.
@@ -57,22 +60,22 @@ def mobilenetv2(input_shape, num_classes, width: float = 1.0, dropout: float = 0
         raise ValueError(f"mobilenetv2: width must be > 0, got {width}")
     if min(input_shape[:2]) < 16:
         raise ValueError(f"mobilenetv2: input {input_shape} is smaller than 16x16")
-    inputs = tf_keras.Input(input_shape, name="image")
-    x = layers.Conv2D(_divisible(32 * width), 3, padding="same", use_bias=False,
+    inputs = K.Input(input_shape, name="image")
+    x = K.layers.Conv2D(_divisible(32 * width), 3, padding="same", use_bias=False,
                       name="stem_conv")(inputs)
-    x = layers.BatchNormalization(name="stem_bn")(x)
-    x = layers.ReLU(6.0, name="stem_relu")(x)
+    x = K.layers.BatchNormalization(name="stem_bn")(x)
+    x = K.layers.ReLU(6.0, name="stem_relu")(x)
     index = 0
     for t, c, n, s in BLOCKS:
         for i in range(n):
             index += 1
-            x = _inverted_residual(x, t, _divisible(c * width), s if i == 0 else 1,
+            x = _inverted_residual(K, x, t, _divisible(c * width), s if i == 0 else 1,
                                    f"block{index}")
-    x = layers.Conv2D(_divisible(HEAD * max(width, 1.0)), 1, use_bias=False, name="head_conv")(x)
-    x = layers.BatchNormalization(name="head_bn")(x)
-    x = layers.ReLU(6.0, name="head_relu")(x)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = K.layers.Conv2D(_divisible(HEAD * max(width, 1.0)), 1, use_bias=False, name="head_conv")(x)
+    x = K.layers.BatchNormalization(name="head_bn")(x)
+    x = K.layers.ReLU(6.0, name="head_relu")(x)
+    x = K.layers.GlobalAveragePooling2D(name="gap")(x)
     if dropout:
-        x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
-    return tf_keras.Model(inputs, outputs, name="mobilenetv2")
+        x = K.layers.Dropout(dropout, name="dropout")(x)
+    outputs = K.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    return K.Model(inputs, outputs, name="mobilenetv2")

@@ -7,8 +7,9 @@ channels the pruner can follow.
 """
 from __future__ import annotations
 
+from types import ModuleType
+
 import tf_keras
-from tf_keras import layers
 
 from models.registry import register
 from models.vgg import scaled
@@ -16,25 +17,25 @@ from models.vgg import scaled
 STAGES = (16, 32, 64)
 
 
-def _conv_bn(x, channels, stride, name, relu=True, kernel=3):
-    x = layers.Conv2D(channels, kernel, strides=stride, padding="same", use_bias=False,
+def _conv_bn(K, x, channels, stride, name, relu=True, kernel=3):
+    x = K.layers.Conv2D(channels, kernel, strides=stride, padding="same", use_bias=False,
                       kernel_initializer="he_normal", name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
-    return layers.ReLU(name=f"{name}_relu")(x) if relu else x
+    x = K.layers.BatchNormalization(name=f"{name}_bn")(x)
+    return K.layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 
-def _basic_block(x, channels, stride, name):
+def _basic_block(K, x, channels, stride, name):
     shortcut = x
-    y = _conv_bn(x, channels, stride, f"{name}_1")
-    y = _conv_bn(y, channels, 1, f"{name}_2", relu=False)
+    y = _conv_bn(K, x, channels, stride, f"{name}_1")
+    y = _conv_bn(K, y, channels, 1, f"{name}_2", relu=False)
     if stride != 1 or x.shape[-1] != channels:
-        shortcut = _conv_bn(x, channels, stride, f"{name}_proj", relu=False, kernel=1)
-    y = layers.Add(name=f"{name}_add")([y, shortcut])
-    return layers.ReLU(name=f"{name}_out")(y)
+        shortcut = _conv_bn(K, x, channels, stride, f"{name}_proj", relu=False, kernel=1)
+    y = K.layers.Add(name=f"{name}_add")([y, shortcut])
+    return K.layers.ReLU(name=f"{name}_out")(y)
 
 
 def cifar_resnet(input_shape, num_classes, depth: int, width: float = 1.0,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, *, K: ModuleType = tf_keras):
     """Builds a CIFAR ResNet of ``depth`` = 6n+2 layers.
 
     Raises:
@@ -43,26 +44,28 @@ def cifar_resnet(input_shape, num_classes, depth: int, width: float = 1.0,
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(f"resnet depth must be 6n+2 (20, 32, 44, 56...), got {depth}")
     blocks = (depth - 2) // 6
-    inputs = tf_keras.Input(input_shape, name="image")
-    x = _conv_bn(inputs, scaled(STAGES[0], width), 1, "stem")
+    inputs = K.Input(input_shape, name="image")
+    x = _conv_bn(K, inputs, scaled(STAGES[0], width), 1, "stem")
     for s, channels in enumerate(STAGES):
         for b in range(blocks):
             stride = 2 if s > 0 and b == 0 else 1
-            x = _basic_block(x, scaled(channels, width), stride, f"stage{s + 1}_block{b + 1}")
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
+            x = _basic_block(K, x, scaled(channels, width), stride, f"stage{s + 1}_block{b + 1}")
+    x = K.layers.GlobalAveragePooling2D(name="gap")(x)
     if dropout:
-        x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
-    return tf_keras.Model(inputs, outputs, name=f"resnet{depth}")
+        x = K.layers.Dropout(dropout, name="dropout")(x)
+    outputs = K.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    return K.Model(inputs, outputs, name=f"resnet{depth}")
 
 
 @register("resnet20")
-def resnet20(input_shape, num_classes, width: float = 1.0, dropout: float = 0.0):
+def resnet20(input_shape, num_classes, width: float = 1.0, dropout: float = 0.0, *,
+             K: ModuleType = tf_keras):
     """ResNet-20 (0.27M parameters at width 1)."""
-    return cifar_resnet(input_shape, num_classes, 20, width, dropout)
+    return cifar_resnet(input_shape, num_classes, 20, width, dropout, K=K)
 
 
 @register("resnet56")
-def resnet56(input_shape, num_classes, width: float = 1.0, dropout: float = 0.0):
+def resnet56(input_shape, num_classes, width: float = 1.0, dropout: float = 0.0, *,
+             K: ModuleType = tf_keras):
     """ResNet-56 (0.86M parameters at width 1)."""
-    return cifar_resnet(input_shape, num_classes, 56, width, dropout)
+    return cifar_resnet(input_shape, num_classes, 56, width, dropout, K=K)

@@ -9,8 +9,9 @@ Recipe for >= 93% test accuracy on Fashion-MNIST: see ``configs/default.py``.
 """
 from __future__ import annotations
 
+from types import ModuleType
+
 import tf_keras
-from tf_keras import layers
 
 from models.registry import register
 
@@ -24,7 +25,7 @@ def scaled(channels: int, width: float) -> int:
 
 @register("vgg")
 def vgg(input_shape, num_classes, width: float = 1.0, dropout: float = 0.3,
-        dense: int = 128, head: str = "gap"):
+        dense: int = 128, head: str = "gap", *, K: ModuleType = tf_keras):
     """Builds the VGG-style CNN.
 
     Args:
@@ -34,9 +35,10 @@ def vgg(input_shape, num_classes, width: float = 1.0, dropout: float = 0.3,
       dropout: dropout rate before the classifier.
       dense: hidden Dense units at ``width=1`` (0: no hidden layer).
       head: ``"gap"`` (global average pooling) or ``"flatten"``.
+      K: the Keras package to build in, ``tf_keras`` or ``keras`` (Keras 3).
 
     Returns:
-      A functional ``tf_keras.Model`` named ``vgg``.
+      A functional ``K.Model`` named ``vgg``.
 
     Raises:
       ValueError: unknown ``head`` or an input too small for three pools.
@@ -49,23 +51,23 @@ def vgg(input_shape, num_classes, width: float = 1.0, dropout: float = 0.3,
         raise ValueError(f"vgg: head must be 'gap' or 'flatten', got {head!r}")
     if min(input_shape[:2]) < 8:
         raise ValueError(f"vgg: input {input_shape} is smaller than 8x8 (three 2x2 pools)")
-    inputs = tf_keras.Input(input_shape, name="image")
+    inputs = K.Input(input_shape, name="image")
     x = inputs
     for i, channels in enumerate(WIDTHS):
         block, conv = i // 2 + 1, i % 2 + 1
-        x = layers.Conv2D(scaled(channels, width), 3, padding="same", use_bias=False,
+        x = K.layers.Conv2D(scaled(channels, width), 3, padding="same", use_bias=False,
                           name=f"block{block}_conv{conv}")(x)
-        x = layers.BatchNormalization(name=f"block{block}_bn{conv}")(x)
-        x = layers.ReLU(name=f"block{block}_relu{conv}")(x)
+        x = K.layers.BatchNormalization(name=f"block{block}_bn{conv}")(x)
+        x = K.layers.ReLU(name=f"block{block}_relu{conv}")(x)
         if conv == 2:
-            x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
-    x = (layers.GlobalAveragePooling2D(name="gap") if head == "gap"
-         else layers.Flatten(name="flatten"))(x)
+            x = K.layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
+    x = (K.layers.GlobalAveragePooling2D(name="gap") if head == "gap"
+         else K.layers.Flatten(name="flatten"))(x)
     if dense:
-        x = layers.Dense(scaled(dense, width), name="fc")(x)
-        x = layers.BatchNormalization(name="fc_bn")(x)
-        x = layers.ReLU(name="fc_relu")(x)
+        x = K.layers.Dense(scaled(dense, width), name="fc")(x)
+        x = K.layers.BatchNormalization(name="fc_bn")(x)
+        x = K.layers.ReLU(name="fc_relu")(x)
     if dropout:
-        x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
-    return tf_keras.Model(inputs, outputs, name="vgg")
+        x = K.layers.Dropout(dropout, name="dropout")(x)
+    outputs = K.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    return K.Model(inputs, outputs, name="vgg")

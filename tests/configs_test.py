@@ -134,7 +134,7 @@ TODAY = {
     "seed": 0, "deterministic": False, "distribute": "none",
     "model": {"name": "vgg", "path": default.SHIPPED_BASELINE, "input_size": 0, "channels": 0,
               "width": 1.0, "dropout": 0.3, "preprocess": "unit", "mean": (), "std": (),
-              "output": ""},
+              "output": "", "keras": "tf_keras"},
     "data": {"name": "fashion_mnist", "dir": "", "val_split": 0.1, "subset": 0, "test_subset": 0,
              "flip": True, "shift": 2, "memory_mb": 1024},
     "train": {"epochs": 12, "batch_size": 128, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9,

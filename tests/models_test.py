@@ -107,3 +107,23 @@ def test_clean_registry_fixture_restores(clean_registry):
 def test_registry_is_restored_after_a_patched_test():
     assert "temporary_name" not in models.names()
     assert "tiny_test_model" not in models.names()
+
+
+@pytest.mark.parametrize("name", ["vgg", "resnet20", "mobilenetv2", "MobileNetV2"])
+def test_every_builder_builds_the_same_model_in_keras3(name):
+    """``keras="keras"``: a Keras 3 model of the same architecture (params, output)."""
+    from pipeline import keras_api
+    legacy = models.build(name, (32, 32, 3), 10)
+    modern = models.build(name, (32, 32, 3), 10, keras="keras")
+    assert not keras_api.is_keras3(legacy) and keras_api.is_keras3(modern)
+    assert modern.count_params() == legacy.count_params()
+    assert modern.output_shape == legacy.output_shape == (None, 10)
+    assert modern.layers[-1].name == "predictions"
+    if name.islower():  # our own builders: the same layer names too
+        assert [l.name for l in modern.layers] == [l.name for l in legacy.layers]
+
+
+def test_a_bad_keras_name_is_one_clear_error():
+    from pipeline.errors import UnsupportedModelError
+    with pytest.raises(UnsupportedModelError, match=r"one of \('tf_keras', 'keras'\)"):
+        models.build("vgg", (32, 32, 3), 10, keras="keras2")

@@ -21,11 +21,10 @@ import os
 from typing import Sequence
 
 import numpy as np
-import tf_keras
 from absl import app, flags
 
 from pipeline import atomic
-from pipeline import cli
+from pipeline import cli, keras_api
 from pipeline.latency import measure as latency_measure
 from pipeline.latency import table as latency_table
 from pipeline.pruning import selection
@@ -118,7 +117,7 @@ def main(argv: Sequence[str]) -> int:
     """Dispatches ``export`` or ``assemble``; returns the exit code."""
     try:
         if len(argv) == 2 and argv[1] == "export" and FLAGS.model:
-            model = tf_keras.models.load_model(FLAGS.model, compile=False)
+            model = keras_api.load_model(FLAGS.model)  # in the Keras that saved it
             constraints = selection.Constraints(FLAGS.min_filters, FLAGS.round_to)
             print(export_grid(model, FLAGS.out_dir, constraints, tuple(FLAGS.ignore)))
             return 0

@@ -14,6 +14,7 @@ import os
 import re
 
 import models
+from pipeline import keras_api
 from pipeline.data import loaders
 from pipeline.data import preprocess as preprocessing
 from pipeline.errors import PruningError
@@ -37,6 +38,8 @@ def check(config) -> None:
     _one_of("distribute", config.distribute, distribute.names())
     if not config.model.path:
         _one_of("model.name", config.model.name, models.names())
+        _one_of("model.keras", config.model.keras, keras_api.PACKAGES)
+    _check_strategy_and_keras(config)
     _one_of("data.name", config.data.name, loaders.loader_names())
     _one_of("prune.target", config.prune.target, targets.names())
     _one_of("prune.scope", config.prune.scope, selection.SCOPES)
@@ -114,6 +117,28 @@ def _check_latency(config) -> None:
         raise ConfigError(f"config.finetune.iterations={config.finetune.iterations} with "
                           "prune.target=latency: iterative latency pruning is not supported; "
                           "set finetune.iterations=1")
+
+
+def _check_strategy_and_keras(config) -> None:
+    """Raises :class:`ConfigError` for ``distribute=multi_worker`` with a Keras 3 model.
+
+    Keras 3's ``fit`` fails under ``MultiWorkerMirroredStrategy`` on the
+    TensorFlow backend (keras-team/keras#20585, open; here: "Attempt to convert
+    a value (PerReplica...) to a Tensor" in its first step), so the run refuses
+    before any worker starts. The model's Keras is read from the file's
+    metadata, which needs no TensorFlow op (the strategy must come first).
+    """
+    if config.distribute != "multi_worker":
+        return
+    path = config.model.path
+    keras3 = (keras_api.file_package(path) == "keras" if path and os.path.exists(path)
+              else not path and config.model.keras == "keras")
+    if keras3:
+        what = f"model.path={path!r} is a Keras 3 model" if path else "model.keras='keras'"
+        raise ConfigError(
+            f"config.distribute='multi_worker' cannot train Keras 3 models and {what}: Keras "
+            "3's fit fails under MultiWorkerMirroredStrategy (keras-team/keras#20585); use "
+            "distribute='mirrored' (the devices of one machine) or 'none', or a tf_keras model")
 
 
 def _one_of(key, value, allowed) -> None:

@@ -93,3 +93,22 @@ def test_the_command_line_assembles_a_table(exported, tmp_path, capsys):
     argv = latency_grid.parse_argv(["latency_grid", "assemble", f"--out_dir={out_dir}"])
     assert latency_grid.main(argv) == 1
     assert "latency_grid: error: give `export --model=M`" in capsys.readouterr().err
+
+
+def test_the_export_command_takes_a_keras3_file(tmp_path):
+    """``--model=`` a Keras 3 .keras file: loaded in Keras 3 (from its metadata), grid written."""
+    import subprocess
+    import sys
+    import keras
+    i = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="c1")(i)
+    x = keras.layers.Conv2D(8, 3, padding="same", name="c2")(x)
+    keras.Model(i, keras.layers.GlobalAveragePooling2D()(x)).save(tmp_path / "m.keras")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run([sys.executable, "-m", "pipeline.latency.grid", "export",
+                           f"--model={tmp_path / 'm.keras'}", f"--out_dir={tmp_path / 'g'}"],
+                          cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    manifest = json.loads((tmp_path / "g" / "manifest.json").read_text())
+    assert manifest["points"] and (tmp_path / "g" / "model.tflite").is_file()
+    assert all((tmp_path / "g" / p["file"]).is_file() for p in manifest["points"])

@@ -15,14 +15,15 @@ from pipeline.pruning import selection
 L = tf_keras.layers
 
 
-def chain(widths, size=8, channels=4, kernel=1, name="chain"):
-    """Input -> 1x1 convs of ``widths`` -> GAP -> Dense(10): one prunable group per conv."""
-    tf_keras.utils.set_random_seed(0)
-    x = inputs = tf_keras.Input((size, size, channels))
+def chain(widths, size=8, channels=4, kernel=1, name="chain", K=tf_keras):
+    """Input -> 1x1 convs of ``widths`` -> GAP -> Dense(10): one prunable group per conv,
+    in Keras ``K``."""
+    K.utils.set_random_seed(0)
+    x = inputs = K.Input((size, size, channels))
     for i, w in enumerate(widths):
-        x = L.Conv2D(w, kernel, padding="same", activation="relu", name=f"conv{i}")(x)
-    x = L.GlobalAveragePooling2D(name="gap")(x)
-    return tf_keras.Model(inputs, L.Dense(10, name="head")(x), name=name)
+        x = K.layers.Conv2D(w, kernel, padding="same", activation="relu", name=f"conv{i}")(x)
+    x = K.layers.GlobalAveragePooling2D(name="gap")(x)
+    return K.Model(inputs, K.layers.Dense(10, name="head")(x), name=name)
 
 
 def setup(model, scores=None, constraints=selection.Constraints(), utility="log"):

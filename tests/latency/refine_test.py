@@ -279,3 +279,17 @@ def test_config_selects_latency_target_with_workdir_cache(tmp_path):
     assert latency().table == str(tmp_path / "missing.json") and latency().cache_dir == ""
     config.prune.round_to = 16
     assert latency() is None  # ...an integer round_to needs none
+
+
+def test_a_keras3_model_is_timed_and_pruned_in_keras3(tmp_path):
+    """Real host timing (LiteRT) of Keras 3 one-layer and whole models: the table, the
+    measured rounds and the result are all Keras 3's."""
+    import keras
+    from pipeline import keras_api
+    model = chain((32, 32), size=16, channels=3, kernel=3, name="k3", K=keras)
+    config = pipeline.LatencyConfig(cache_dir=str(tmp_path), tolerance=0.5, max_iterations=1)
+    result = pipeline.prune(model, 0.3, target="latency", latency=config)
+    assert keras_api.is_keras3(result.model)
+    report = result.plan.report
+    assert report["measured"] and len(report["rounds"]) == 1 and report["full_ms"] > 0
+    assert pipeline.count_macs(result.model) < pipeline.count_macs(model)

@@ -89,8 +89,11 @@ def quick_config(data_dir, **overrides):
     config = default.get_config("quick")
     config.data.dir = data_dir
     for key, value in overrides.items():
-        section, name = key.split(".")
-        config[section][name] = value
+        if "." in key:
+            section, name = key.split(".")
+            config[section][name] = value
+        else:
+            config[key] = value
     return config
 
 
@@ -274,3 +277,14 @@ def test_a_keras3_file_loads_as_the_keras3_model_it_is(bad, tmp_path):
     tf_keras.Sequential([tf_keras.Input((3,)), tf_keras.layers.Dense(2)]).save(legacy)
     assert keras_api.file_package(legacy) == "tf_keras"
     assert not keras_api.is_keras3(model_file.load(legacy))
+
+
+@pytest.mark.parametrize("keras3", ["file", "built"])
+def test_multi_worker_with_a_keras3_model_is_refused_up_front(bad, workdir, keras3):
+    """Keras 3's fit fails under MultiWorkerMirroredStrategy (keras-team/keras#20585)."""
+    models, data = bad
+    overrides = ({"model.path": models["keras3"]} if keras3 == "file"
+                 else {"model.path": "", "model.keras": "keras"})
+    fails_cleanly(quick_config(data["ok"], distribute="multi_worker", **overrides), workdir,
+                  ConfigError, r"config.distribute='multi_worker' cannot train Keras 3 models "
+                  r"and .*keras-team/keras#20585\); use distribute='mirrored'")

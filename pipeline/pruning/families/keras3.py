@@ -118,6 +118,10 @@ class Keras3(Family):
         for variable, value in pairs:
             variable.assign(value)
 
+    def one_layer_model(self, layer, input_shape):
+        inputs = keras.Input(tuple(input_shape), batch_size=1)
+        return keras.Model(inputs, layer(inputs))
+
 
 def operation_classes() -> list[type]:
     """Every bare Operation class of :data:`OP_MODULES` (the nodes ``keras.ops`` calls make)."""
@@ -130,10 +134,6 @@ def operation_classes() -> list[type]:
                 found.append(cls)
     return found
 
-
-    def one_layer_model(self, layer, input_shape):
-        inputs = keras.Input(tuple(input_shape), batch_size=1)
-        return keras.Model(inputs, layer(inputs))
 
 def _functional(model):
     return model._functional if isinstance(model, keras.Sequential) else model

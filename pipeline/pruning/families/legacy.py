@@ -99,10 +99,10 @@ class TfKeras(Family):
     def assign(self, pairs) -> None:
         tf_keras.backend.batch_set_value(list(pairs))
 
-
     def one_layer_model(self, layer, input_shape):
         inputs = tf_keras.Input(tuple(input_shape), batch_size=1)
         return tf_keras.Model(inputs, layer(inputs))
+
 
 def _public_layer(namespace, name):
     cls = getattr(namespace, name, None) if not name.startswith("op:") else None

@@ -75,7 +75,8 @@ def _train(model_section, train_section, data: Data, directory: str, cluster):
     """Builds ``model.name`` and trains it; the model and its record's origin fields."""
     datasets = data.datasets
     model = models.build(model_section.name, datasets.input_shape, datasets.num_classes,
-                         width=model_section.width, dropout=model_section.dropout)
+                         width=model_section.width, dropout=model_section.dropout,
+                         keras=model_section.keras)
     print(f"[baseline] training {model_section.name} for {train_section.epochs} epochs "
           f"on {datasets.sizes['train']} images")
     fitted = train.fit(model, datasets, train.Recipe.from_config(train_section), directory,
