@@ -72,7 +72,11 @@ def distiller(student, teacher, student_probabilities: bool, teacher_probabiliti
     trainer = keras.distillation.Distiller(
         teacher=logits_model(teacher, teacher_probabilities),
         student=logits_model(student, student_probabilities),
-        distillation_losses=keras.distillation.LogitsDistillation(temperature=temperature),
+        # loss= an instance: the default, the string "kl_divergence", becomes a plain function
+        # that LogitsDistillation (Keras 3.15) applies to the scaled logits themselves, with
+        # no softmax and no T^2; only a KLDivergence instance gets both.
+        distillation_losses=keras.distillation.LogitsDistillation(
+            temperature=temperature, loss=keras.losses.KLDivergence()),
         student_loss_weight=1.0 - alpha)
     trainer.pipeline_frozen = frozen
     trainer.probabilities = False  # it outputs the student's logits
