@@ -35,11 +35,32 @@ def test_logits_are_exact(head):
     assert distill.outputs_probabilities(model) == (head != "logits")
 
 
-def test_sigmoid_output_is_refused():
-    inputs = tf_keras.Input((3,))
-    model = tf_keras.Model(inputs, tf_keras.layers.Dense(2, activation="sigmoid")(inputs))
+def test_sigmoid_output_is_refused(K):
+    inputs = K.Input((3,))
+    model = K.Model(inputs, K.layers.Dense(2, activation="sigmoid")(inputs))
     with pytest.raises(pipeline.PruningError, match="activation 'sigmoid'"):
         distill.outputs_probabilities(model)
+    with pytest.raises(pipeline.PruningError, match="activation 'sigmoid'"):
+        distill.make_distiller(model, model)
+
+
+@pytest.mark.parametrize("head", ["dense_softmax", "activation", "softmax_layer", "logits"])
+def test_outputs_probabilities_in_either_keras(K, head):
+    inputs = K.Input((6,))
+    x = K.layers.Dense(4, activation="softmax" if head == "dense_softmax" else None)(inputs)
+    if head == "activation":
+        x = K.layers.Activation("softmax")(x)
+    elif head == "softmax_layer":
+        x = K.layers.Softmax()(x)
+    assert distill.outputs_probabilities(K.Model(inputs, x)) == (head != "logits")
+
+
+@pytest.mark.parametrize("temperature, alpha", [(0.0, 0.5), (2.0, 1.5), (2.0, -0.1)])
+def test_make_distiller_refuses_bad_settings_in_either_keras(K, temperature, alpha):
+    inputs = K.Input((6,))
+    model = K.Model(inputs, K.layers.Dense(4)(inputs))
+    with pytest.raises(pipeline.PruningError, match="temperature > 0 and alpha in"):
+        distill.make_distiller(model, model, temperature, alpha)
 
 
 def test_distillation_loss():

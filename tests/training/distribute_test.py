@@ -202,20 +202,24 @@ def test_killed_worker_restarts_and_the_job_resumes(tmp_path):
         assert "Epoch 1/3" not in cluster.log(0)
 
 
-def test_mirrored_on_one_cpu_trains_and_reports(tmp_path):
+def _small_cnn(K, shape, classes=10):
+    K.utils.set_random_seed(0)
+    inputs = K.Input(shape)
+    x = K.layers.Conv2D(4, 3, activation="relu")(inputs)
+    x = K.layers.BatchNormalization()(x)
+    x = K.layers.GlobalAveragePooling2D()(x)
+    return K.Model(inputs, K.layers.Dense(classes, activation="softmax")(x))
+
+
+def test_mirrored_on_one_cpu_trains_and_reports(K, tmp_path):
     """In-process: the strategy registry, one replica, weights copied back to the plain model."""
     import numpy as np
     import tensorflow as tf
-    import tf_keras
     from pipeline.data import datasets as data
     from pipeline.training import fit as train
     ds = data.make_datasets("fashion_mnist", batch_size=32, val_split=0.1, subset=640,
                             test_subset=64, seed=0)
-    tf_keras.utils.set_random_seed(0)
-    inputs = tf_keras.Input(ds.input_shape)
-    x = tf_keras.layers.Conv2D(4, 3, activation="relu")(inputs)
-    x = tf_keras.layers.GlobalAveragePooling2D()(x)
-    model = tf_keras.Model(inputs, tf_keras.layers.Dense(10, activation="softmax")(x))
+    model = _small_cnn(K, ds.input_shape)
     before = [w.copy() for w in model.get_weights()]
     cluster = distribute.setup("mirrored")
     assert cluster.record() == {"strategy": "mirrored", "num_workers": 1, "replicas": 1}
@@ -226,14 +230,51 @@ def test_mirrored_on_one_cpu_trains_and_reports(tmp_path):
     assert not any(isinstance(w, tf.distribute.DistributedValues) for w in model.weights)
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
     assert 0.0 <= train.evaluate(model, ds.test)["accuracy"] <= 1.0
-    student = tf_keras.models.clone_model(model)
+    student = K.models.clone_model(model)
     student.set_weights(model.get_weights())
     # Distillation: student and teacher both in scope.
     distilled = train.fit(student, ds, train.Recipe(epochs=1, lr=0.01), str(tmp_path / "distil"),
                           cluster=cluster, teacher=model, verbose=0)
-    assert "kd_loss" in distilled.history
+    soft = "kd_loss" if K.__name__ == "tf_keras" else "distillation_loss"  # Keras 3's name
+    assert soft in distilled.history
     assert any(not np.array_equal(a, b)
                for a, b in zip(model.get_weights(), student.get_weights()))
+
+
+def test_a_clone_under_a_strategy_is_of_the_same_keras_with_the_same_weights(K):
+    import numpy as np
+    cluster = distribute.setup("mirrored")
+    model = _small_cnn(K, (8, 8, 1), classes=3)
+    model.get_layer(index=2).moving_mean.assign(np.arange(4, dtype=np.float32))
+    copy = cluster.clone(model)
+    assert copy is not model and type(copy).__module__.split(".")[0] == K.__name__
+    assert cluster.replicate(model) is not model
+    for a, b in zip(model.get_weights(), copy.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    x = np.random.default_rng(0).normal(size=(4, 8, 8, 1)).astype(np.float32)
+    np.testing.assert_allclose(copy.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-6, atol=1e-6)
+    assert distribute.Cluster().replicate(model) is model
+
+
+def test_a_worker_takes_the_chiefs_values(K):
+    """The broadcast on one replica: the chief keeps its values, another worker gets the
+    chief's (here none: zeros), integer variables included."""
+    import numpy as np
+    import tensorflow as tf
+    strategy = tf.distribute.MirroredStrategy()
+    with strategy.scope():
+        floats = K.Variable(np.full((2, 3), 1.5, np.float32)) if hasattr(K, "Variable") else (
+            tf.Variable(np.full((2, 3), 1.5, np.float32)))
+        ints = K.Variable(np.array([3, 4], np.int32)) if hasattr(K, "Variable") else (
+            tf.Variable(np.array([3, 4], np.int32)))
+    distribute._broadcast_from_chief(strategy, [floats, ints], is_chief=True)
+    np.testing.assert_array_equal(np.asarray(floats), 1.5)
+    np.testing.assert_array_equal(np.asarray(ints), [3, 4])
+    distribute._broadcast_from_chief(strategy, [floats, ints], is_chief=False)
+    np.testing.assert_array_equal(np.asarray(floats), 0.0)
+    np.testing.assert_array_equal(np.asarray(ints), [0, 0])
+    assert np.asarray(ints).dtype == np.int32
 
 
 def test_unknown_strategy_fails_with_one_line():
