@@ -69,7 +69,7 @@ def distiller(student, teacher, student_probabilities: bool, teacher_probabiliti
     after training to give them back their ``trainable`` flags.
     """
     frozen = list(_flags(teacher))
-    trainer = keras.distillation.Distiller(
+    trainer = _Distiller(
         teacher=logits_model(teacher, teacher_probabilities),
         student=logits_model(student, student_probabilities),
         # loss= an instance: the default, the string "kl_divergence", becomes a plain function
@@ -81,6 +81,20 @@ def distiller(student, teacher, student_probabilities: bool, teacher_probabiliti
     trainer.pipeline_frozen = frozen
     trainer.probabilities = False  # it outputs the student's logits
     return trainer
+
+
+class _Distiller(keras.distillation.Distiller):
+    """``keras.distillation.Distiller`` that also adds the student's own losses.
+
+    Its ``compute_loss`` (Keras 3.15) drops them, so a student's kernel regularizers
+    would not count; ``Model.compute_loss`` and the tf_keras Distiller add them.
+    """
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        loss = super().compute_loss(x, y, y_pred, sample_weight, training)
+        if self.student.losses:
+            loss = keras.ops.add(loss, keras.ops.sum(self.student.losses))
+        return loss
 
 
 def release(trainer) -> None:

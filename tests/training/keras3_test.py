@@ -197,3 +197,21 @@ def test_students_and_teachers_of_different_kerases_are_refused():
     import tf_keras
     with pytest.raises(pipeline.PruningError, match="come from different Kerases"):
         distill.make_distiller(classifier("logits"), classifier("logits", K=tf_keras))
+
+
+def test_the_students_regularization_losses_count():
+    """As in Model.compute_loss and the tf_keras Distiller (Keras 3.15's Distiller drops them)."""
+    teacher = classifier("logits", 1)
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input((6,))
+    hidden = L.Dense(8, activation="relu", name="hidden",
+                     kernel_regularizer=keras.regularizers.L2(1.0))
+    student = keras.Model(inputs, L.Dense(4, name="head")(hidden(inputs)))
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 6)).astype(np.float32), rng.integers(0, 4, 16)
+    penalty = float(np.sum(hidden.kernel.numpy() ** 2))
+    expected = expected_loss(exact_logits(teacher, x), exact_logits(student, x), y) + penalty
+    trainer = compiled(student, teacher)
+    assert trainer.train_on_batch(x, y, return_dict=True)["loss"] == pytest.approx(expected,
+                                                                                   rel=1e-4)
+    distill.release(trainer)
