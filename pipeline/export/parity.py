@@ -37,9 +37,9 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
-import tf_keras
 from ai_edge_litert.interpreter import Interpreter
 
+from pipeline import keras_api
 from pipeline.errors import PruningError
 from pipeline.export import rgb_front
 from pipeline.litert import tensors
@@ -80,13 +80,10 @@ def named_outputs(path: str, images: np.ndarray, preprocess=None) -> tuple[dict,
     images = np.asarray(images, np.float32)
     if inp["shape"][-1] == 3:
         images = rgb_front.to_rgb(images)
-    interpreter.resize_tensor_input(inp["index"], images.shape)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(inp["index"], tensors.file_input(images, inp, preprocess))
-    interpreter.invoke()
+    values = tensors.invoke(interpreter, inp, tensors.file_input(images, inp, preprocess), outs)
     names = tensors.output_names(interpreter)
-    got = {names.get(int(out["index"]), out["name"]):
-           tensors.dequantize(interpreter.get_tensor(out["index"]), out) for out in outs}
+    got = {names.get(int(out["index"]), out["name"]): tensors.dequantize(value, out)
+           for out, value in zip(outs, values)}
     return got, np.dtype(inp["dtype"]).name
 
 
@@ -206,21 +203,29 @@ def rounding_agreement(model, images: np.ndarray, output: int = 0, seed: int = 0
     """
     rng = np.random.default_rng(seed)
     weights = []
+    depthwise_kernels = {id(w) for layer in _leaf_layers(model)
+                         if type(layer).__name__ == "DepthwiseConv2D" for w in layer.weights}
     for variable, w in zip(model.weights, model.get_weights()):
         if w.ndim >= 2:
             # TFLite's channels: a depthwise kernel's are its last two axes (in x multiplier).
-            depthwise = "depthwise_kernel" in variable.name
+            # Keras 3 calls a DepthwiseConv2D's kernel "kernel", tf_keras "depthwise_kernel".
+            depthwise = "depthwise_kernel" in variable.name or id(variable) in depthwise_kernels
             channels = int(np.prod(w.shape[-2:])) if depthwise else w.shape[-1]
             step = np.abs(w).reshape(-1, channels).max(0).reshape(
                 w.shape[-2:] if depthwise else w.shape[-1:]) / 127.0
             w = w + rng.uniform(-0.5, 0.5, w.shape).astype(w.dtype) * step
         weights.append(w)
-    noisy = tf_keras.models.clone_model(model)
+    noisy = keras_api.of(model).models.clone_model(model)
     noisy.set_weights(weights)
     batch = np.asarray(images, np.float32)
     clean = np.asarray(tf.nest.flatten(model(batch, training=False))[output], np.float32)
     moved = np.asarray(tf.nest.flatten(noisy(batch, training=False))[output], np.float32)
     return top1_agreement(clean, moved)[1]
+
+
+def _leaf_layers(model):
+    for layer in model.layers:
+        yield from _leaf_layers(layer) if hasattr(layer, "layers") else [layer]
 
 
 def top1_agreement(expected: np.ndarray, got: np.ndarray) -> tuple[float, float]:

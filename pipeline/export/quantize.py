@@ -27,6 +27,7 @@ from typing import Callable, Iterable
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
+from pipeline import keras_api
 from pipeline.errors import PruningError
 from pipeline.export import rgb_front
 
@@ -69,7 +70,7 @@ def convert_int8(model, representative: Callable[[], Iterable], input_type: str 
         model = rgb_front.with_normalization(model, preprocess)
         representative = _in_unit(representative, preprocess)
     representative = _spanning(representative)
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = keras_converter(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -123,3 +124,19 @@ def check_input_quantization(tflite: bytes, input_type: str, rtol: float = 0.01)
             f"1/255 and {_ZERO_POINT[input_type]}: the calibration images do not span [0, 1], "
             "so raw camera pixels would be mis-scaled; raise export.calibration_samples")
     return float(scale), int(zero_point)
+
+
+def keras_converter(model) -> tf.lite.TFLiteConverter:
+    """The TFLite converter of a Keras model whose file names every output after its head.
+
+    ``from_keras_model`` names a tf_keras model's outputs after their layers,
+    but a Keras 3 model's ``output_0``, ``output_1``...; a Keras 3 model of
+    several outputs is therefore converted through a view returning them as a
+    dict keyed by the output layers' names (same layers and weights), which the
+    file's signature keeps, so readers find each head by name
+    (:func:`pipeline.litert.tensors.output_detail`).
+    """
+    if keras_api.is_keras3(model) and len(model.outputs) > 1:
+        model = keras_api.of(model).Model(model.inputs, dict(zip(model.output_names,
+                                                                 model.outputs)))
+    return tf.lite.TFLiteConverter.from_keras_model(model)

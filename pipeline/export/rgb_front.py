@@ -30,8 +30,8 @@ Example:
 from __future__ import annotations
 
 import numpy as np
-import tf_keras
 
+from pipeline import keras_api
 from pipeline.errors import PruningError
 
 # tf.image.rgb_to_grayscale's weights (ITU-R BT.601), rescaled to sum to exactly 1.
@@ -46,7 +46,8 @@ def with_rgb_front(model, preprocess=None):
     """``model`` behind a batch-1 RGB float input; a 1-channel model gets ``rgb_to_gray``.
 
     Args:
-      model: a tf_keras model taking (H, W, 1) or (H, W, 3) images.
+      model: a tf_keras or Keras 3 model taking (H, W, 1) or (H, W, 3) images;
+        the wrapper is built in the same Keras.
       preprocess: the model's :class:`pipeline.data.preprocess.Preprocess`;
         a B, G, R one adds ``rgb_to_bgr`` (None: R, G, B).
 
@@ -66,20 +67,21 @@ def with_rgb_front(model, preprocess=None):
         raise RgbFrontError(f"{model.name} takes {channels}-channel images; mobile apps feed "
                             "RGB, so only 1-channel (grayscale) and 3-channel models can be "
                             "exported", argument="model")
-    rgb = tf_keras.Input((height, width, 3), batch_size=1, name="image")
+    K = keras_api.of(model)
+    rgb = K.Input((height, width, 3), batch_size=1, name="image")
     x = rgb
     if channels == 1:
-        to_gray = tf_keras.layers.Conv2D(1, 1, use_bias=False, trainable=False, name="rgb_to_gray")
+        to_gray = K.layers.Conv2D(1, 1, use_bias=False, trainable=False, name="rgb_to_gray")
         x = to_gray(x)
         to_gray.set_weights([GRAY_WEIGHTS.reshape(1, 1, 3, 1).astype(np.float32)])
     if preprocess is not None and preprocess.bgr:
         if channels != 3:
             raise RgbFrontError(f"{model.name} takes 1-channel images but its preprocessing "
                                 f"{preprocess.name!r} reorders R, G, B", argument="preprocess")
-        to_bgr = tf_keras.layers.Conv2D(3, 1, use_bias=False, trainable=False, name="rgb_to_bgr")
+        to_bgr = K.layers.Conv2D(3, 1, use_bias=False, trainable=False, name="rgb_to_bgr")
         x = to_bgr(x)
         to_bgr.set_weights([np.eye(3, dtype=np.float32)[::-1].reshape(1, 1, 3, 3)])
-    return tf_keras.Model(rgb, _named_outputs(model, model(x)), name=f"{model.name}_rgb")
+    return K.Model(rgb, _named_outputs(model, model(x)), name=f"{model.name}_rgb")
 
 
 def _named_outputs(model, outputs):
@@ -90,7 +92,7 @@ def _named_outputs(model, outputs):
     """
     if len(model.outputs) == 1:
         return outputs
-    return [tf_keras.layers.Activation("linear", name=name)(out)
+    return [keras_api.of(model).layers.Activation("linear", name=name)(out)
             for name, out in zip(model.output_names, outputs)]
 
 
@@ -112,11 +114,12 @@ def with_normalization(front, preprocess):
     if preprocess is None or preprocess.is_unit:
         return front
     mean, std = (np.asarray(v, np.float32) for v in preprocess.normalization(3))
-    unit = tf_keras.Input(front.input_shape[1:], batch_size=1, name="image")
-    normalize = tf_keras.layers.DepthwiseConv2D(1, trainable=False, name="normalize")
+    K = keras_api.of(front)
+    unit = K.Input(front.input_shape[1:], batch_size=1, name="image")
+    normalize = K.layers.DepthwiseConv2D(1, trainable=False, name="normalize")
     x = normalize(unit)
     normalize.set_weights([(255.0 / std).reshape(1, 1, 3, 1), -mean / std])
-    return tf_keras.Model(unit, _named_outputs(front, front(x)), name=f"{front.name}_normalized")
+    return K.Model(unit, _named_outputs(front, front(x)), name=f"{front.name}_normalized")
 
 
 def to_rgb(images: np.ndarray) -> np.ndarray:

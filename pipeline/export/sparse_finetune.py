@@ -11,7 +11,7 @@ would change it in place), over the layers
   masks rank-2 and rank-4 kernels along their second-to-last (input) axis:
   Dense, Conv2D (grouped too: per group) and SeparableConv2D's pointwise
   kernel. Its mask rejects other ranks, so Conv1D and SeparableConv1D
-  kernels (rank 3) get this module's own :class:`TwoOfFourMask` instead, a
+  kernels (rank 3) get this module's own :func:`mask_callback` instead, a
   callback that re-applies the magnitude 2:4 mask along the input axis
   before training and after every step.
 * **1x4 block FC** (``block_size=(4, 1)`` on the Keras (in, out) kernel, which
@@ -19,6 +19,15 @@ would change it in place), over the layers
   Dense layers with a multiple of 4 inputs, except the classifier.
 
 :mod:`pipeline.export.sparse_check` verifies the written file.
+
+**Keras 3 models** take the same two recipes without TF-MOT, which rejects
+Keras 3 models (and a tf_keras twin would mean translating arbitrary Keras 3
+configs, ``keras.ops`` operations included, which nothing does): this module's
+own masks (:func:`mask_callback`) are re-applied to every covered kernel before
+training and after every step, the magnitude 2:4 mask along the input axis, or
+the 1x4-block mask zeroing the ``block_sparsity`` share of blocks with the
+smallest mean magnitude (TF-MOT's ``ConstantSparsity`` with its default average
+block pooling, recomputed every step). The files are verified by the same checks.
 
 Example:
   >>> tuned = finetune_sparse(model, "2of4", SparseRecipe(epochs=1), datasets.train,
@@ -31,9 +40,9 @@ import dataclasses
 from typing import Any
 
 import numpy as np
-import tensorflow_model_optimization as tfmot
 import tf_keras
 
+from pipeline import keras_api
 from pipeline.export.sparse_check import SparsityError
 from pipeline.export.sparse_kernels import BLOCK, MODES, M, N, Ineligible, kernel_variable, plan
 from pipeline.pruning import handlers
@@ -103,7 +112,7 @@ def finetune_sparse(model, mode: str, recipe: SparseRecipe, train, steps_per_epo
     result is a plain (undistributed) model either way.
 
     Args:
-      model: a functional tf_keras classifier (softmax or logits output).
+      model: a functional tf_keras or Keras 3 classifier (softmax or logits output).
       mode: ``"2of4"`` or ``"block_fc"``.
       recipe: the :class:`SparseRecipe`.
       train: repeating ``(images, labels)`` batches.
@@ -133,6 +142,11 @@ def finetune_sparse(model, mode: str, recipe: SparseRecipe, train, steps_per_epo
     traps.check(model, f"the model '{model.name}' ({mode} fine-tune)")
     cluster = cluster if cluster is not None else distribute.Cluster()
     copy = cluster.clone(model)
+    if keras_api.is_keras3(model):
+        return _finetune_own_masks(copy, model, found, recipe, train,
+                                   recipe.steps or steps_per_epoch, cluster, classifier)
+    import tensorflow_model_optimization as tfmot  # noqa: PLC0415  (tf_keras only)
+
     own = tuple(name for name in found.sparse
                 if mode == "2of4" and not tfmot_masks(copy.get_layer(name)))
     with cluster.scope():
@@ -150,7 +164,7 @@ def finetune_sparse(model, mode: str, recipe: SparseRecipe, train, steps_per_epo
             trainee.compile(optimizer=tf_keras.optimizers.Adam(recipe.lr), metrics=["accuracy"])
     callbacks = [tfmot.sparsity.keras.UpdatePruningStep()]
     if own:
-        callbacks.append(TwoOfFourMask([wrapped.get_layer(name) for name in own]))
+        callbacks.append(mask_callback([wrapped.get_layer(name) for name in own], mode))
     trainee.fit(train, epochs=recipe.epochs, steps_per_epoch=recipe.steps or steps_per_epoch,
                 verbose=2, callbacks=callbacks)
     stripped = tfmot.sparsity.keras.strip_pruning(wrapped)
@@ -159,6 +173,23 @@ def finetune_sparse(model, mode: str, recipe: SparseRecipe, train, steps_per_epo
     # The zeroed weights change what every BatchNorm after them sees.
     bn_stats.reestimate(stripped, train, recipe.bn_batches)
     return SparseModel(stripped, mode, found.sparse, found.ineligible)
+
+
+def _finetune_own_masks(copy, source, found, recipe: SparseRecipe, train, steps: int, cluster,
+                        classifier: str) -> SparseModel:
+    """The Keras 3 fine-tune: ``copy`` trained in place under :func:`mask_callback`."""
+    K = keras_api.of(copy)
+    with cluster.scope():
+        trainee = _trainee(copy, source, classifier, cluster)
+        loss = (K.losses.SparseCategoricalCrossentropy(from_logits=not outputs_probabilities(
+            source)) if trainee is copy else None)  # a heads trainer computes its own
+        trainee.compile(optimizer=K.optimizers.Adam(recipe.lr), loss=loss, metrics=["accuracy"])
+    masks = mask_callback([copy.get_layer(name) for name in found.sparse], found.mode,
+                          recipe.block_sparsity)
+    trainee.fit(train, epochs=recipe.epochs, steps_per_epoch=steps, verbose=2, callbacks=[masks])
+    tuned = _plain_copy(copy) if cluster.strategy is not None else copy
+    bn_stats.reestimate(tuned, train, recipe.bn_batches)
+    return SparseModel(tuned, found.mode, found.sparse, found.ineligible)
 
 
 def _trainee(wrapped, source, classifier: str, cluster):
@@ -172,7 +203,7 @@ def _trainee(wrapped, source, classifier: str, cluster):
     # Found on the source: a wrapped output layer is renamed prune_low_magnitude_<name>.
     index = heads.classifier_output(source, None, classifier, where=f"'{source.name}'")
     probabilities = heads.ends_in_softmax(heads.output_layer(source, index))
-    return heads.HeadsTrainer(wrapped, cluster.replicate(source), index, probabilities)
+    return heads.make_trainer(wrapped, cluster.replicate(source), index, probabilities)
 
 
 def tfmot_masks(layer) -> bool:
@@ -207,41 +238,73 @@ def two_of_four_mask(values: np.ndarray, in_axis: int) -> np.ndarray:
     return np.moveaxis(mask.reshape(moved.shape), -1, in_axis)
 
 
-class TwoOfFourMask(tf_keras.callbacks.Callback):
-    """Keeps the declared kernels of ``layers`` 2:4 along their input axis during ``fit``.
+def block_mask(values: np.ndarray, sparsity: float) -> np.ndarray:
+    """The 1x4-block magnitude mask of a Keras ``(in, out)`` Dense kernel.
 
-    For the kernels TF-MOT's mask cannot group along the input axis (rank 3:
-    Conv1D, SeparableConv1D's pointwise kernel): the magnitude mask is
-    recomputed and applied before training and after every step, so the
-    forward passes see 2:4 weights and training ends on them.
+    Blocks are 4 consecutive inputs of one output (TFLite's ``(out, in)``
+    layout stores them side by side); the ``sparsity`` share of them with the
+    smallest mean magnitude is zeroed (ties: the earlier block).
 
     Args:
-      layers: built layers with a 2:4 :class:`pipeline.pruning.handlers.SparseKernel`.
+      values: a rank-2 kernel whose input axis (0) is a multiple of 4 long.
+      sparsity: the fraction of blocks to zero, in (0, 1).
+
+    Returns:
+      A 0/1 array shaped like ``values``.
     """
+    values = np.asarray(values)
+    inputs, outputs = values.shape
+    magnitude = np.abs(values).reshape(inputs // BLOCK, BLOCK, outputs).mean(axis=1)
+    dropped = np.argsort(magnitude, axis=None, kind="stable")[:int(round(sparsity
+                                                                         * magnitude.size))]
+    keep = np.ones(magnitude.size, dtype=values.dtype)
+    keep[dropped] = 0
+    return np.repeat(keep.reshape(magnitude.shape), BLOCK, axis=0)
 
-    def __init__(self, layers):
-        super().__init__()
-        self._kernels = [(kernel_variable(l), handlers.sparse_kernel(l).in_axis) for l in layers]
 
-    def _apply(self):
-        for variable, in_axis in self._kernels:
+def mask_callback(layers, mode: str = "2of4", block_sparsity: float = 0.8):
+    """A ``fit`` callback (of the layers' Keras) keeping their declared kernels sparse.
+
+    The magnitude mask of ``mode`` (:func:`two_of_four_mask` along the declared
+    input axis, or :func:`block_mask`) is recomputed and applied before
+    training and after every step, so the forward passes see sparse weights
+    and training ends on them. Used for every covered kernel of a Keras 3 model,
+    and for the tf_keras kernels TF-MOT's 2:4 mask cannot group along the
+    input axis (rank 3: Conv1D, SeparableConv1D's pointwise kernel).
+
+    Args:
+      layers: built layers with a :class:`pipeline.pruning.handlers.SparseKernel`.
+      mode: ``"2of4"`` or ``"block_fc"``.
+      block_sparsity: the share of 1x4 blocks zeroed in ``block_fc`` mode.
+    """
+    kernels = [(kernel_variable(l), handlers.sparse_kernel(l).in_axis) for l in layers]
+
+    def apply():
+        for variable, in_axis in kernels:
             values = variable.numpy()
-            variable.assign(values * two_of_four_mask(values, in_axis))
+            mask = (two_of_four_mask(values, in_axis) if mode == "2of4"
+                    else block_mask(values, block_sparsity))
+            variable.assign(values * mask)
 
-    def on_train_begin(self, logs=None):
-        self._apply()
+    class SparseMasks(keras_api.of(layers[0]).callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            apply()
 
-    def on_train_batch_end(self, batch, logs=None):
-        self._apply()
+        def on_train_batch_end(self, batch, logs=None):
+            apply()
+
+    return SparseMasks()
 
 
 def _plain_copy(model):
-    copy = tf_keras.models.clone_model(model)
+    copy = keras_api.of(model).models.clone_model(model)
     copy.set_weights(model.get_weights())
     return copy
 
 
 def _wrap(layer, mode: str, recipe: SparseRecipe):
+    import tensorflow_model_optimization as tfmot  # noqa: PLC0415  (tf_keras only)
+
     prune = tfmot.sparsity.keras.prune_low_magnitude
     if mode == "2of4":
         return prune(layer, sparsity_m_by_n=(M, N))

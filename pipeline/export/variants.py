@@ -29,7 +29,7 @@ Built in:
 Example:
   >>> @register_variant("pruned_fp32_again", source="pruned", reference="pruned_fp32")
   ... def again(model, context):
-  ...     return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+  ...     return quantize.keras_converter(model).convert()
 """
 from __future__ import annotations
 
@@ -200,13 +200,13 @@ def variant_names() -> list[str]:
 def convert_fp32(model, context: ExportContext) -> bytes:
     """Plain float32 conversion, no optimizations."""
     del context
-    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    return quantize.keras_converter(model).convert()
 
 
 def convert_sparse(model, context: ExportContext) -> bytes:
     """Float32 with ``EXPERIMENTAL_SPARSITY``: sparse weights stored in a sparse format."""
     del context
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = quantize.keras_converter(model)
     converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     return converter.convert()
 
@@ -214,7 +214,7 @@ def convert_sparse(model, context: ExportContext) -> bytes:
 def convert_fp16(model, context: ExportContext) -> bytes:
     """Float16 weights; input, output and arithmetic on the CPU stay float32."""
     del context
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = quantize.keras_converter(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_types = [tf.float16]
     return converter.convert()
@@ -223,7 +223,7 @@ def convert_fp16(model, context: ExportContext) -> bytes:
 def convert_dynamic_int8(model, context: ExportContext) -> bytes:
     """Dynamic-range quantization: int8 weights, float activations, no representative data."""
     del context
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = quantize.keras_converter(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     return converter.convert()
 

@@ -20,7 +20,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from pipeline.errors import PruningError
-from pipeline.litert.tensors import file_input, output_detail
+from pipeline.litert.tensors import file_input, invoke, output_detail
 
 
 def tflite_accuracy(path: str, dataset, num_threads: int | None = None,
@@ -48,18 +48,12 @@ def tflite_accuracy(path: str, dataset, num_threads: int | None = None,
     except ValueError as e:
         raise PruningError(f"LiteRT cannot load {path}: {e}") from e
     (inp,), out = interpreter.get_input_details(), output_detail(interpreter, output)
-    start, correct, seen, batch = time.time(), 0, 0, None
+    start, correct, seen = time.time(), 0, 0
     for images, labels in dataset:
         images, labels = np.asarray(images), np.asarray(labels).reshape(-1)
         if images.shape[-1] == 1 and inp["shape"][-1] == 3:
             images = np.repeat(images, 3, axis=-1)
-        if images.shape[0] != batch:  # resize only when the batch size changes
-            interpreter.resize_tensor_input(inp["index"], images.shape)
-            interpreter.allocate_tensors()
-            batch = images.shape[0]
-        interpreter.set_tensor(inp["index"], file_input(images, inp, preprocess))
-        interpreter.invoke()
-        scores = interpreter.get_tensor(out["index"])
+        (scores,) = invoke(interpreter, inp, file_input(images, inp, preprocess), [out])
         correct += int(np.sum(np.argmax(scores, axis=-1) == labels))
         seen += len(labels)
     if not seen:

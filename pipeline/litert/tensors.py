@@ -92,3 +92,34 @@ def output_detail(interpreter, name: str = "") -> dict:
     wanted = f"no output called {name!r}" if name else f"{len(details)} outputs"
     raise PruningError(f"the .tflite has {wanted} (its outputs: {listed}); pass "
                        "output=<one of those names>", argument="output")
+
+
+def invoke(interpreter, detail: dict, batch: np.ndarray, outputs) -> list[np.ndarray]:
+    """Runs ``batch`` (already in the input's dtype) and returns the raw ``outputs`` tensors.
+
+    The input is resized to the batch when the file allows it. A file whose
+    graph fixes batch 1 (a Keras 3 ``Flatten`` traced at batch 1 reshapes to
+    a constant ``[1, n]``, so XNNPack cannot resize it) runs image by image,
+    the outputs concatenated: the same answers, batch 1 being what apps feed.
+
+    Args:
+      interpreter: a LiteRT interpreter.
+      detail: its input detail.
+      batch: the input batch.
+      outputs: output details to read.
+    """
+    try:
+        interpreter.resize_tensor_input(detail["index"], batch.shape)
+        interpreter.allocate_tensors()
+        chunks = [batch]
+    except RuntimeError:
+        interpreter.resize_tensor_input(detail["index"], (1,) + batch.shape[1:])
+        interpreter.allocate_tensors()
+        chunks = [batch[i:i + 1] for i in range(len(batch))]
+    results = [[] for _ in outputs]
+    for chunk in chunks:
+        interpreter.set_tensor(detail["index"], chunk)
+        interpreter.invoke()
+        for result, out in zip(results, outputs):
+            result.append(interpreter.get_tensor(out["index"]))
+    return [np.concatenate(r) for r in results]

@@ -99,7 +99,7 @@ def test_the_own_mask_holds_after_every_step():
             seen.append(overfull(model.get_layer("c").kernel.numpy(), -2))
     x = np.random.default_rng(0).normal(size=(32, 12, 8)).astype(np.float32)
     model.fit(x, np.ones((32, 4)), batch_size=8, verbose=0,
-              callbacks=[sparse_finetune.TwoOfFourMask([model.get_layer("c")]), Record()])
+              callbacks=[sparse_finetune.mask_callback([model.get_layer("c")]), Record()])
     assert seen == [0, 0, 0, 0]
 
 

@@ -38,8 +38,8 @@ import re
 import time
 
 import numpy as np
-import tf_keras
 
+from pipeline import keras_api
 from pipeline.data.datasets import Datasets
 from pipeline.errors import PruningError, WorkdirError
 from pipeline.export import metadata
@@ -170,7 +170,7 @@ def _export(variant: export.Variant, source: ModelResult, context: export.Export
     verification images are read only when a variant is exported.
     """
     start = time.time()
-    tf_keras.utils.set_random_seed(seed)
+    keras_api.set_random_seed(seed)
     if variant.prepare is not None:
         prepared = variant.prepare(source.model, context)
         _check_applicable(prepared)
@@ -225,7 +225,7 @@ def _join_prepare(variant: export.Variant, model, context: export.ExportContext,
     A preparation that fails fails on the chief too, which records it.
     """
     if variant.prepare is not None:
-        tf_keras.utils.set_random_seed(seed)
+        keras_api.set_random_seed(seed)
         try:
             variant.prepare(model, context)
         except PruningError as error:
