@@ -86,6 +86,26 @@ def test_the_quick_run_looks_like_the_real_thing(first_run):
     assert report["pruned"]["accuracy"] >= 0.80
 
 
+def test_the_quick_run_in_keras3_is_as_good_and_stays_in_keras3(tmp_path):
+    """``model.keras=keras``: the baseline is built and trained in Keras 3 and every stage
+    after it stays there: the same bars as the tf_keras quick run, every variant written
+    and verified, Keras 3 files named in the report."""
+    import keras
+    done = run_main(tmp_path, "--config.model.keras=keras")
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["baseline"]["accuracy"] >= 0.85 and report["pruned"]["accuracy"] >= 0.80
+    assert abs(report["pruned"]["removed"]["macs"] - 0.5) <= 0.03
+    for model in ("baseline", "pruned"):
+        assert report[model]["framework"] == f"Keras {keras.__version__}"
+        loaded = keras.saving.load_model(tmp_path / report[model]["keras"], compile=False)
+        assert type(loaded).__module__.startswith("keras.")
+    assert [v["name"] for v in report["variants"]] == list(VARIANTS)
+    assert all(v["status"] == "ok" for v in report["variants"]), report["variants"]
+    pruned = report["variants"][1]
+    assert abs(pruned["accuracy"] - report["pruned"]["accuracy"]) <= 0.01
+
+
 def test_tflite_accuracy_agrees_with_keras(first_run):
     _, report, _ = first_run
     base, pruned = report["variants"][:2]
