@@ -104,6 +104,12 @@ def test_the_quick_run_in_keras3_is_as_good_and_stays_in_keras3(tmp_path):
     assert all(v["status"] == "ok" for v in report["variants"]), report["variants"]
     pruned = report["variants"][1]
     assert abs(pruned["accuracy"] - report["pruned"]["accuracy"]) <= 0.01
+    from pipeline.litert import mediapipe_client  # the files load in MediaPipe Tasks as is
+    labels = (tmp_path / "tflite" / "labels.txt").read_text().split()
+    pixels = (np.random.default_rng(0).random((2, 28, 28, 3)) * 255).astype(np.uint8)
+    for v in report["variants"]:
+        answers = mediapipe_client.classify(str(tmp_path / v["tflite"]), pixels)
+        assert len(answers) == 2 and all(labels[i] == name for i, name in answers), v["name"]
 
 
 def test_tflite_accuracy_agrees_with_keras(first_run):
