@@ -120,6 +120,27 @@ def make_trainer(student, teacher, index: int, probabilities: bool, head_weight:
     return keras3.HeadsTrainer(student, teacher, index, probabilities, head_weight)
 
 
+def heads_loss(trainer, x, y, targets):
+    """``(loss, held, scores)`` of a heads trainer's step (either Keras' trainer).
+
+    ``loss`` is the classifier head's cross-entropy on the labels, plus
+    ``head_weight`` times ``held`` (the mean squared error of every other head to
+    the teacher's ``targets``), plus the student's regularization losses;
+    ``scores`` is the classifier head's output. Call it inside the gradient tape.
+    """
+    outputs = trainer.student(x, training=True)
+    scores = outputs[trainer.index]
+    hard = tf.reduce_mean(keras_api.of(trainer.student).losses.sparse_categorical_crossentropy(
+        y, scores, from_logits=not trainer.probabilities))
+    held = tf.add_n([tf.reduce_mean(tf.square(out - target))
+                     for i, (out, target) in enumerate(zip(outputs, targets))
+                     if i != trainer.index])
+    loss = hard + trainer.head_weight * held
+    if trainer.student.losses:
+        loss += tf.add_n(trainer.student.losses)
+    return loss, held, scores
+
+
 def is_trainer(model) -> bool:
     """Whether ``model`` is a :func:`make_trainer` trainer (of either Keras)."""
     return type(model).__name__ == "HeadsTrainer"
@@ -161,16 +182,7 @@ class HeadsTrainer(tf_keras.Model):
         targets = [tf.stop_gradient(t) for t in self.teacher(x, training=False)]
         variables = self.student.trainable_variables
         with tf.GradientTape() as tape:
-            outputs = self.student(x, training=True)
-            scores = outputs[self.index]
-            hard = tf.reduce_mean(tf_keras.losses.sparse_categorical_crossentropy(
-                y, scores, from_logits=not self.probabilities))
-            held = tf.add_n([tf.reduce_mean(tf.square(out - target))
-                             for i, (out, target) in enumerate(zip(outputs, targets))
-                             if i != self.index])
-            loss = hard + self.head_weight * held
-            if self.student.losses:
-                loss += tf.add_n(self.student.losses)
+            loss, held, scores = heads_loss(self, x, y, targets)
         self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         self._loss_tracker.update_state(loss)
         self._heads_tracker.update_state(held)

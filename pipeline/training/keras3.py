@@ -25,6 +25,7 @@ import keras
 import tensorflow as tf
 
 from pipeline.errors import PruningError
+from pipeline.training import heads
 
 
 class DenseLogits(keras.layers.Layer):
@@ -141,16 +142,7 @@ class HeadsTrainer(keras.Model):
         targets = [tf.stop_gradient(t) for t in self.teacher(x, training=False)]
         variables = self.student.trainable_variables
         with tf.GradientTape() as tape:
-            outputs = self.student(x, training=True)
-            scores = outputs[self.index]
-            hard = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
-                y, scores, from_logits=not self.probabilities))
-            held = tf.add_n([tf.reduce_mean(tf.square(out - target))
-                             for i, (out, target) in enumerate(zip(outputs, targets))
-                             if i != self.index])
-            loss = hard + self.head_weight * held
-            if self.student.losses:
-                loss += tf.add_n(self.student.losses)
+            loss, held, scores = heads.heads_loss(self, x, y, targets)
         self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         self._total.update_state(loss)
         self._held.update_state(held)
