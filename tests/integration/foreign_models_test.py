@@ -78,6 +78,28 @@ def run(workdir, model, folder, *overrides):
     return done
 
 
+# The quantized variants of a weakly trained model (one fine-tuning epoch on a few dozen
+# images) may miss the 99% agreement bar by an image or two, and then must say why: since
+# BatchNorm is re-estimated before validation (issue #15), the tf_keras mini-Xception's
+# pruned_int8 agreed on 98.51% of 134 images, exactly what its own weights moved by half
+# an int8 step agreed with themselves (the answers sit within rounding noise).
+QUANTIZED = ("pruned_int8", "pruned_dynamic_int8")
+
+
+def check_quantized_failures(done, variants):
+    """Status 3 exactly when a quantized variant failed, each failure diagnosed on stderr."""
+    failed = [n for n, v in variants.items() if v["status"] == "failed"]
+    assert set(failed) <= set(QUANTIZED), failed
+    assert done.returncode == (3 if failed else 0)
+    lines = [l for l in done.stderr.splitlines() if l.startswith("prune-pipeline:")
+             and "variant failed" in l]
+    assert sorted(lines) == sorted(
+        f"prune-pipeline: variant failed: {n}: {variants[n]['reason']}" for n in failed), lines
+    for name in failed:
+        assert "agrees with its Keras model" in variants[name]["reason"], variants[name]
+        assert "agrees with itself on" in variants[name]["reason"], variants[name]
+
+
 def check_every_default_variant(workdir, done, may_fail=()):
     """Status 0 (3 if a variant of ``may_fail`` failed): each default variant written or
     explained, with its reason."""
@@ -103,11 +125,13 @@ def check_every_default_variant(workdir, done, may_fail=()):
 @pytest.mark.slow
 def test_mini_xception_hdf5(files, tmp_path):
     done = run(tmp_path, files["xception"], files["folders"]["7"])
-    report, variants = check_every_default_variant(tmp_path, done)
-    assert [n for n, v in variants.items() if v["status"] != "ok"] == ["pruned_block_fc"]
+    report, variants = check_every_default_variant(tmp_path, done, may_fail=QUANTIZED)
+    check_quantized_failures(done, variants)
+    assert [n for n, v in variants.items() if v["status"] == "not_applicable"] == [
+        "pruned_block_fc"]
     # No Dense layer: the 1x4 block-sparse FC variant has nothing to sparsify.
     assert "no layer is eligible" in variants["pruned_block_fc"]["reason"]
-    # One fine-tuning epoch on 17 batches: 53-65% here against 14% chance.
+    # One fine-tuning epoch on 17 batches: 53-71% here against 14% chance.
     assert variants["pruned_fp32"]["accuracy"] > 0.3
 
 
@@ -225,16 +249,10 @@ def test_mini_xception_keras3_file_stays_in_keras3(files, tmp_path):
     """A Keras 3 .keras file at the defaults: every variant written or explained, a Keras 3
     pruned.keras that plain Keras 3 loads with the file's outputs."""
     done = run(tmp_path, files["xception_keras3"], files["folders"]["7"])
-    quantized = ("pruned_int8", "pruned_dynamic_int8")
-    report, variants = check_every_default_variant(tmp_path, done, may_fail=quantized)
-    # Keras 3 draws other initial weights than tf_keras from the same seed: this model's
-    # answers on 3 of the 134 images move under int8 weight rounding alone (measured: its
-    # pruned_int8 file and its own half-step-noise copy both agree on 97.76%, after 1 or 3
-    # fine-tuning epochs), so a quantized variant may fail, diagnosed, with status 3.
-    failed = [n for n, v in variants.items() if v["status"] == "failed"]
-    assert done.returncode == (3 if failed else 0)
-    for name in failed:
-        assert "agrees with itself on" in variants[name]["reason"], variants[name]
+    report, variants = check_every_default_variant(tmp_path, done, may_fail=QUANTIZED)
+    # As the tf_keras one (above): measured, its pruned_int8 file and its own half-step-noise
+    # copy both agree on 97.76% of the 134 images, after 1 or 3 fine-tuning epochs.
+    check_quantized_failures(done, variants)
     assert [n for n, v in variants.items() if v["status"] == "not_applicable"] == [
         "pruned_block_fc"]
     assert variants["pruned_fp32"]["accuracy"] > 0.3
