@@ -2,13 +2,18 @@
 
 Names: ``vgg`` (the default), ``resnet20``, ``resnet56``, ``mobilenetv2`` and
 every ``tf_keras.applications`` constructor (``MobileNetV2``, ``ResNet50``...,
-built with ``weights=None``). Every model ends in a softmax ``Dense`` named
-``predictions``.
+built with ``weights=None``). ``keras="keras"`` builds the same architecture in
+Keras 3 (same layer names and parameter count for the own builders; the
+applications come from ``keras.applications``, which lacks RegNet and
+ResNetRS). The own builders end in a softmax ``Dense`` named ``predictions``;
+an application ends as its constructor makes it (most in that same layer).
 
 Example:
   >>> import pipeline, models
   >>> model = models.build("vgg", (28, 28, 1), 10, width=0.5)
   >>> model.output_shape
+  (None, 10)
+  >>> models.build("vgg", (28, 28, 1), 10, keras="keras").output_shape  # in Keras 3
   (None, 10)
 """
 import inspect

@@ -2,7 +2,8 @@
 
 Registered under its own CamelCase name (``MobileNetV2``, ``ResNet50``...)
 and built, in the Keras the builder is given (``K=tf_keras`` or ``K=keras``:
-the constructor of that name in ``K.applications``), untrained (``weights=None``, nothing can be downloaded). Built-in
+the constructor of that name in ``K.applications``), untrained
+(``weights=None``, nothing can be downloaded). Built-in
 input rescaling (``include_preprocessing``) is switched off because the
 pipeline feeds images scaled to [0, 1].
 """

@@ -31,7 +31,7 @@ def _inverted_residual(K, x, expansion, channels, stride, name):
         x = K.layers.BatchNormalization(name=f"{name}_expand_bn")(x)
         x = K.layers.ReLU(6.0, name=f"{name}_expand_relu")(x)
     x = K.layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False,
-                               name=f"{name}_depthwise")(x)
+                                 name=f"{name}_depthwise")(x)
     x = K.layers.BatchNormalization(name=f"{name}_depthwise_bn")(x)
     x = K.layers.ReLU(6.0, name=f"{name}_depthwise_relu")(x)
     x = K.layers.Conv2D(channels, 1, use_bias=False, name=f"{name}_project")(x)
@@ -62,7 +62,7 @@ def mobilenetv2(input_shape, num_classes, width: float = 1.0, dropout: float = 0
         raise ValueError(f"mobilenetv2: input {input_shape} is smaller than 16x16")
     inputs = K.Input(input_shape, name="image")
     x = K.layers.Conv2D(_divisible(32 * width), 3, padding="same", use_bias=False,
-                      name="stem_conv")(inputs)
+                        name="stem_conv")(inputs)
     x = K.layers.BatchNormalization(name="stem_bn")(x)
     x = K.layers.ReLU(6.0, name="stem_relu")(x)
     index = 0

@@ -1,7 +1,9 @@
 """The model registry: builders looked up by name.
 
-A builder is ``fn(input_shape, num_classes, **options) -> tf_keras.Model``.
-Register one with :func:`register`; the built-in ones live in
+A builder is ``fn(input_shape, num_classes, **options, K=tf_keras) -> K.Model``:
+``K`` is the Keras package to build in (``tf_keras`` or ``keras``); a builder
+without a ``K`` parameter builds tf_keras only. Register one with
+:func:`register`; the built-in ones live in
 :mod:`models.vgg`, :mod:`models.resnet`, :mod:`models.mobilenetv2` and, for
 every ``tf_keras.applications`` constructor, :mod:`models.applications`.
 """

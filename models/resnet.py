@@ -19,7 +19,7 @@ STAGES = (16, 32, 64)
 
 def _conv_bn(K, x, channels, stride, name, relu=True, kernel=3):
     x = K.layers.Conv2D(channels, kernel, strides=stride, padding="same", use_bias=False,
-                      kernel_initializer="he_normal", name=f"{name}_conv")(x)
+                        kernel_initializer="he_normal", name=f"{name}_conv")(x)
     x = K.layers.BatchNormalization(name=f"{name}_bn")(x)
     return K.layers.ReLU(name=f"{name}_relu")(x) if relu else x
 

@@ -56,7 +56,7 @@ def vgg(input_shape, num_classes, width: float = 1.0, dropout: float = 0.3,
     for i, channels in enumerate(WIDTHS):
         block, conv = i // 2 + 1, i % 2 + 1
         x = K.layers.Conv2D(scaled(channels, width), 3, padding="same", use_bias=False,
-                          name=f"block{block}_conv{conv}")(x)
+                            name=f"block{block}_conv{conv}")(x)
         x = K.layers.BatchNormalization(name=f"block{block}_bn{conv}")(x)
         x = K.layers.ReLU(name=f"block{block}_relu{conv}")(x)
         if conv == 2:
