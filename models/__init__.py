@@ -46,11 +46,12 @@ def build(name: str, input_shape, num_classes: int, keras: str = "tf_keras", **o
     builder = get(name)
     K = keras_api.named(keras)  # UnsupportedModelError: another name
     shape = tuple(int(d) for d in input_shape)
+    signature = inspect.signature(builder)
     try:
-        inspect.signature(builder).bind(shape, int(num_classes), **options)
+        signature.bind(shape, int(num_classes), **options)
     except TypeError as e:
         raise ValueError(f"model '{name}' does not take options {sorted(options)}: {e}") from e
-    if "K" in inspect.signature(builder).parameters:
+    if "K" in signature.parameters:
         return builder(shape, int(num_classes), **options, K=K)
     if K.__name__ != "tf_keras":
         raise ValueError(f"model '{name}' builds tf_keras models only (its builder takes no "

@@ -43,6 +43,7 @@ from pipeline import keras_api
 from pipeline.errors import PruningError
 from pipeline.export import rgb_front
 from pipeline.litert import tensors
+from pipeline.pruning import families
 from pipeline.training import heads
 
 # A near-tie, relative to the batch's largest output: a file's top-1 answer that the Keras
@@ -203,7 +204,7 @@ def rounding_agreement(model, images: np.ndarray, output: int = 0, seed: int = 0
     """
     rng = np.random.default_rng(seed)
     weights = []
-    depthwise_kernels = {id(w) for layer in _leaf_layers(model)
+    depthwise_kernels = {id(w) for layer in families.family_of(model).leaf_layers(model)
                          if type(layer).__name__ == "DepthwiseConv2D" for w in layer.weights}
     for variable, w in zip(model.weights, model.get_weights()):
         if w.ndim >= 2:
@@ -221,11 +222,6 @@ def rounding_agreement(model, images: np.ndarray, output: int = 0, seed: int = 0
     clean = np.asarray(tf.nest.flatten(model(batch, training=False))[output], np.float32)
     moved = np.asarray(tf.nest.flatten(noisy(batch, training=False))[output], np.float32)
     return top1_agreement(clean, moved)[1]
-
-
-def _leaf_layers(model):
-    for layer in model.layers:
-        yield from _leaf_layers(layer) if hasattr(layer, "layers") else [layer]
 
 
 def top1_agreement(expected: np.ndarray, got: np.ndarray) -> tuple[float, float]:

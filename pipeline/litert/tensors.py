@@ -108,14 +108,17 @@ def invoke(interpreter, detail: dict, batch: np.ndarray, outputs) -> list[np.nda
       batch: the input batch.
       outputs: output details to read.
     """
-    try:
-        interpreter.resize_tensor_input(detail["index"], batch.shape)
-        interpreter.allocate_tensors()
-        chunks = [batch]
-    except RuntimeError:
-        interpreter.resize_tensor_input(detail["index"], (1,) + batch.shape[1:])
-        interpreter.allocate_tensors()
-        chunks = [batch[i:i + 1] for i in range(len(batch))]
+    current = next(tuple(d["shape"]) for d in interpreter.get_input_details()
+                   if d["index"] == detail["index"])
+    chunks = [batch]
+    if current != batch.shape:  # resized only when the batch size changes
+        try:
+            interpreter.resize_tensor_input(detail["index"], batch.shape)
+            interpreter.allocate_tensors()
+        except RuntimeError:
+            interpreter.resize_tensor_input(detail["index"], (1,) + batch.shape[1:])
+            chunks = [batch[i:i + 1] for i in range(len(batch))]
+    interpreter.allocate_tensors()  # returns at once when nothing changed since the last call
     results = [[] for _ in outputs]
     for chunk in chunks:
         interpreter.set_tensor(detail["index"], chunk)

@@ -141,26 +141,18 @@ def heads_loss(trainer, x, y, targets):
     return loss, held, scores
 
 
-def is_trainer(model) -> bool:
-    """Whether ``model`` is a :func:`make_trainer` trainer (of either Keras)."""
-    return type(model).__name__ == "HeadsTrainer"
-
-
 class HeadsTrainer(tf_keras.Model):
     """Trains a multi-head ``student``: cross-entropy on head ``index``, every other head
     held to ``teacher``'s (mean squared error, weight ``head_weight``).
 
     ``call`` returns the classifier head, so ``evaluate`` and ``EarlyStopping``
-    see a plain classifier; only ``student``'s variables are updated.
+    see a plain classifier; only ``student``'s variables are updated. Made by
+    :func:`make_trainer`, which checks that the two models' outputs match.
     """
 
     def __init__(self, student, teacher, index: int, probabilities: bool,
                  head_weight: float = 1.0):
         super().__init__(name="heads_trainer")
-        if len(student.outputs) != len(teacher.outputs):
-            raise HeadError(f"the teacher has {len(teacher.outputs)} outputs and the student "
-                            f"{len(student.outputs)}; distil a model from its own unpruned "
-                            "original")
         self.student, self.teacher, self.index = student, teacher, int(index)
         self.probabilities, self.head_weight = bool(probabilities), float(head_weight)
         self._loss_tracker = tf_keras.metrics.Mean(name="total_loss")
