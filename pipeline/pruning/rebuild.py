@@ -5,6 +5,12 @@ each layer's handler says what), lets the model's own Keras (tf_keras or
 Keras 3, through its :class:`~pipeline.pruning.families.Family`) build the new
 graph from it, then copies every weight, sliced along the axes its handler
 declared. Layer names, nesting and the original model are left as they were.
+
+Each rebuilt layer's variables are created holding their sliced values (its
+initializers are swapped for a replay of them) instead of random values that
+the copy would replace: drawing those took a third of a ResNet50 rebuild. The
+layer's own initializers are put back afterwards, so the new model's config is
+the one Keras would have built.
 """
 from __future__ import annotations
 
@@ -39,15 +45,65 @@ def rebuild(model, analysis: Analysis, keep: np.ndarray):
     for path, key in analysis.graph.bindings:
         _narrow_input(family, config, path,
                       int(np.count_nonzero(keep[analysis.tensor_ids[key]])))
+    copied = [layer for layer in analysis.layers
+              if "#" not in layer.node.name and layer.node.weights]  # shared: first call only
+    values = {id(layer): sliced_weights(layer, keep) for layer in copied}
+    restore = {id(layer): _replay_initializers(config, layer, values[id(layer)])
+               for layer in copied}
     new_model = family.rebuild_from_config(model, config)
     pairs = []
-    for layer in analysis.layers:
-        if "#" in layer.node.name or not layer.node.weights:
-            continue  # a shared layer's weights are copied once, with its first call
+    for layer in copied:
         target = _get_layer(new_model, layer.node.path)
-        pairs.extend(zip(target.weights, sliced_weights(layer, keep)))
-    family.assign(pairs)
+        if len(target.weights) != len(values[id(layer)]):
+            raise PlanError(f"layer '{layer.node.name}' was rebuilt with {len(target.weights)} "
+                            f"weights where it had {len(values[id(layer)])}; its handler's "
+                            "config edit does not match the layer")
+        pairs.extend((variable, value) for variable, value in zip(target.weights, values[id(layer)])
+                     if not np.array_equal(variable.numpy(), value))
+        for name in restore[id(layer)]:
+            setattr(target, name, copy.deepcopy(getattr(layer.node.layer, name)))
+    family.assign(pairs)  # only where the replay could not tell same-shaped weights apart
     return new_model
+
+
+class _Replay:
+    """An initializer that hands back a layer's sliced weights, matched by shape.
+
+    Keras builds a layer's variables from its initializers; handing them their
+    final values skips drawing random ones and copying over them. A layer that
+    creates two weights of one shape in another order than it lists them gets
+    them swapped here: the rebuild compares every variable with its value and
+    assigns the few that differ.
+    """
+
+    def __init__(self, values):
+        self._values = values
+        self._used = [False] * len(values)
+
+    def __call__(self, shape, dtype=None, **kwargs):
+        del kwargs
+        for index, value in enumerate(self._values):
+            if not self._used[index] and tuple(value.shape) == tuple(shape):
+                self._used[index] = True
+                return value
+        return np.zeros(tuple(shape), np.float32)
+
+
+def _replay_initializers(config, layer, values) -> list[str]:
+    """Points the layer's ``*_initializer`` entries at one :class:`_Replay`; returns their keys.
+
+    Only entries the original layer keeps as an attribute of the same name are
+    changed, so that the rebuild can put the layer's own initializers back.
+    """
+    entry = _find_entry(config, layer.node.path)["config"]
+    original = layer.node.layer
+    names = [key for key, value in entry.items()
+             if key.endswith("_initializer") and value is not None
+             and getattr(original, key, None) is not None]
+    replay = _Replay(values)
+    for key in names:
+        entry[key] = replay
+    return names
 
 
 def sliced_weights(layer, keep: np.ndarray) -> list[np.ndarray]:
