@@ -19,12 +19,28 @@ def _seed():
     yield
 
 
-@pytest.fixture(scope="session")
-def tiny_data():
-    """5,000 Fashion-MNIST training images (10% validation), 200 test images, batches of 32."""
+def _tiny_datasets():
+    """5,000 Fashion-MNIST training images (10% validation), 200 test images, batches of 32.
+
+    The training split is shuffled and augmented anew by every pass over it, so
+    what it yields depends on how often it was read before: a test whose outcome
+    depends on those batches takes a fresh copy (:func:`make_tiny_data`).
+    """
     from pipeline.data import datasets as data
     return data.make_datasets("fashion_mnist", batch_size=32, val_split=0.1, subset=5000,
                               test_subset=200, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_data():
+    """The session's shared :func:`_tiny_datasets`."""
+    return _tiny_datasets()
+
+
+@pytest.fixture(scope="session")
+def make_tiny_data():
+    """Makes a fresh :func:`_tiny_datasets`, whose batches no earlier test has moved on."""
+    return _tiny_datasets
 
 
 @pytest.fixture(scope="session")
@@ -52,5 +68,6 @@ def tiny_classifier(tiny_data):
     model = tf_keras.Model(inputs, outputs, name="tiny")
     train.compile_model(model, train.Recipe(epochs=4, lr=3e-3, optimizer="adam",
                                             label_smoothing=0.1), tiny_data.steps_per_epoch)
-    model.fit(tiny_data.train, epochs=4, steps_per_epoch=tiny_data.steps_per_epoch, verbose=0)
+    fresh = _tiny_datasets()  # the same weights whichever tests ran first
+    model.fit(fresh.train, epochs=4, steps_per_epoch=fresh.steps_per_epoch, verbose=0)
     return model
