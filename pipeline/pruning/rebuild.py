@@ -45,22 +45,22 @@ def rebuild(model, analysis: Analysis, keep: np.ndarray):
     for path, key in analysis.graph.bindings:
         _narrow_input(family, config, path,
                       int(np.count_nonzero(keep[analysis.tensor_ids[key]])))
-    copied = [layer for layer in analysis.layers
-              if "#" not in layer.node.name and layer.node.weights]  # shared: first call only
-    values = {id(layer): sliced_weights(layer, keep) for layer in copied}
-    restore = {id(layer): _replay_initializers(config, layer, values[id(layer)])
-               for layer in copied}
+    copied = []  # (layer, its sliced weights, the initializer keys replaying them)
+    for layer in analysis.layers:
+        if "#" not in layer.node.name and layer.node.weights:  # shared: first call only
+            values = sliced_weights(layer, keep)
+            copied.append((layer, values, _replay_initializers(config, layer, values)))
     new_model = family.rebuild_from_config(model, config)
     pairs = []
-    for layer in copied:
+    for layer, values, replayed in copied:
         target = _get_layer(new_model, layer.node.path)
-        if len(target.weights) != len(values[id(layer)]):
+        if len(target.weights) != len(values):
             raise PlanError(f"layer '{layer.node.name}' was rebuilt with {len(target.weights)} "
-                            f"weights where it had {len(values[id(layer)])}; its handler's "
-                            "config edit does not match the layer")
-        pairs.extend((variable, value) for variable, value in zip(target.weights, values[id(layer)])
+                            f"weights where it had {len(values)}; its handler's config edit "
+                            "does not match the layer")
+        pairs.extend((variable, value) for variable, value in zip(target.weights, values)
                      if not np.array_equal(variable.numpy(), value))
-        for name in restore[id(layer)]:
+        for name in replayed:
             setattr(target, name, copy.deepcopy(getattr(layer.node.layer, name)))
     family.assign(pairs)  # only where the replay could not tell same-shaped weights apart
     return new_model
