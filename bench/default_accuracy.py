@@ -24,6 +24,10 @@ import time
 
 from absl import app, flags
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from pipeline import atomic  # noqa: E402
+
 flags.DEFINE_list("ratios", ["0.5", "0.75"], "Fractions of the baseline's MACs removed.")
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Config seeds; every ratio runs once per seed.")
 flags.DEFINE_list("overrides", [], "Extra config flags for every run (a candidate default).")
@@ -63,9 +67,7 @@ def _append(path: str, records: list[dict]) -> None:
     if os.path.exists(path):
         with open(path) as f:
             old = json.load(f)
-    with open(path + ".tmp", "w") as f:
-        json.dump(old + records, f, indent=1)
-    os.replace(path + ".tmp", path)
+    atomic.write_text(path, json.dumps(old + records, indent=1) + "\n")
 
 
 def main(argv):

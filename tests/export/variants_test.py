@@ -26,7 +26,7 @@ def setup(tiny_data, make_tiny_data, tmp_path_factory):
     fresh = make_tiny_data()  # the sparse fine-tunes' batches: the same whatever ran before
     context = export.ExportContext(
         calibration=fresh.calibration, samples=100, train=fresh.train,
-        steps_per_epoch=tiny_data.steps_per_epoch,
+        steps_per_epoch=fresh.steps_per_epoch,
         # Enough steps to recover from the masks (4 at 1e-4 left the files at 45-50%).
         sparse=sparse_finetune.SparseRecipe(steps=30, lr=1e-3))
     images = np.concatenate([x.numpy() for x, _ in tiny_data.val])  # all 500: int8 flips a few near-ties
