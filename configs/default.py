@@ -2,8 +2,8 @@ r"""Train a VGG-style CNN on Fashion-MNIST, prune half its MACs, fine-tune, expo
 
 Run it (the shipped baseline is pruned, fine-tuned and exported; see README for
 the measured time; the ":quick" smoke run trains its own baseline at width 0.75
-on 15,000 images, about 87% test accuracy before and after pruning, in 1 min 16 s
-and 1 min 43 s in two runs here beside other jobs; see BENCHMARKS.md, "The quick run"):
+on 15,000 images without augmentation, 88-90% test accuracy before and after
+pruning over 4 seeds, in about 1.5 minutes here; see BENCHMARKS.md, "The quick run"):
 
   python -m pipeline.main --config=configs/default.py --workdir=/tmp/prune_fmnist
   python -m pipeline.main --config=configs/default.py:quick --workdir=/tmp/prune_quick
@@ -72,4 +72,8 @@ def get_config(arg=None):
         c.train.epochs = 2
         c.train.warmup_epochs = 0.2
         c.model.width = 0.75  # 24-96 channels, 0.56x the MACs: 87.0% here, 86.6% at 1.0
+        # 420 steps underfit; flips and shifts held the baseline at 84.8-87.3% over 4 runs
+        # (3 seeds, one CI machine), close to the 85% bar; without them 87.9-90.5% (4 seeds).
+        c.data.flip = False
+        c.data.shift = 0
     return c

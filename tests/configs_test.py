@@ -161,7 +161,7 @@ TODAY = {
 }
 TODAY_QUICK = {  # what :quick changed
     "model": {"path": "", "width": 0.75},
-    "data": {"subset": 15000, "test_subset": 1000},
+    "data": {"subset": 15000, "test_subset": 1000, "flip": False, "shift": 0},
     "train": {"batch_size": 64, "epochs": 2, "warmup_epochs": 0.2},
     "finetune": {"epochs": 1},
     "sensitivity": {"ratios": (0.3, 0.7), "max_batches": 4},
