@@ -1,13 +1,14 @@
-"""Sparse fine-tunes shared by the sparse tests: the tiny classifier, and models mixing layer kinds."""
+"""Sparse fine-tunes shared by the sparse tests: the tiny classifier, and models mixing layer
+kinds, the latter built in both Kerases (tf_keras through TF-MOT, Keras 3 through the
+project's own masks)."""
 import numpy as np
 import pytest
 import tensorflow as tf
-import tf_keras
 
+from kerases import KERAS_IDS, KERASES
 from pipeline.export import sparse_finetune
 
 RECIPE = sparse_finetune.SparseRecipe(epochs=1, steps=4)
-L = tf_keras.layers
 
 
 @pytest.fixture(scope="session")
@@ -22,9 +23,10 @@ def block_fc(tiny_classifier, tiny_data):
                                            tiny_data.steps_per_epoch)
 
 
-def mixed_image_model():
+def mixed_image_model(K):
     """SeparableConv2D, grouped Conv2D, Dense, and layers that stay dense (16x16x1 input)."""
-    inputs = tf_keras.Input((16, 16, 1))
+    L = K.layers
+    inputs = K.Input((16, 16, 1))
     x = L.Conv2D(16, 3, padding="same", activation="relu", name="stem")(inputs)
     x = L.SeparableConv2D(16, 3, padding="same", name="sep")(x)
     x = L.BatchNormalization(name="sep_bn")(x)
@@ -33,18 +35,19 @@ def mixed_image_model():
     x = L.Conv2D(8, 1, groups=8, name="narrow_groups")(x)
     x = L.GlobalAveragePooling2D()(x)
     x = L.Dense(12, activation="relu", name="fc")(x)
-    return tf_keras.Model(inputs, L.Dense(10, name="predictions")(x), name="mixed_image")
+    return K.Model(inputs, L.Dense(10, name="predictions")(x), name="mixed_image")
 
 
-def mixed_sequence_model():
+def mixed_sequence_model(K):
     """Conv1D (plain and grouped), SeparableConv1D and a Dense per step on a (T, C) input."""
-    inputs = tf_keras.Input((24, 8))
+    L = K.layers
+    inputs = K.Input((24, 8))
     x = L.Conv1D(16, 3, activation="relu", name="c1d")(inputs)
     x = L.SeparableConv1D(16, 3, name="sep1d")(x)
     x = L.Conv1D(16, 3, groups=2, activation="relu", name="c1d_grouped")(x)
     x = L.Dense(8, name="per_step")(x)
     x = L.GlobalAveragePooling1D()(x)
-    return tf_keras.Model(inputs, L.Dense(10, name="predictions")(x), name="mixed_sequence")
+    return K.Model(inputs, L.Dense(10, name="predictions")(x), name="mixed_sequence")
 
 
 def random_batches(model, n=64, batch=16):
@@ -54,11 +57,12 @@ def random_batches(model, n=64, batch=16):
     return tf.data.Dataset.from_tensor_slices((x, rng.integers(0, 10, n))).batch(batch).repeat()
 
 
-@pytest.fixture(scope="session")
-def mixed_models():
-    """name -> an untrained model mixing the layer kinds 2:4 must cover."""
-    tf_keras.utils.set_random_seed(0)
-    return {"image": mixed_image_model(), "sequence": mixed_sequence_model()}
+@pytest.fixture(scope="session", params=KERAS_IDS)
+def mixed_models(request):
+    """name -> an untrained model mixing the layer kinds 2:4 must cover, in each Keras."""
+    K = KERASES[KERAS_IDS.index(request.param)]
+    K.utils.set_random_seed(0)
+    return {"image": mixed_image_model(K), "sequence": mixed_sequence_model(K)}
 
 
 @pytest.fixture(scope="session")
