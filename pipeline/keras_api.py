@@ -67,25 +67,6 @@ def describe(obj) -> str:
     return f"{'Keras' if module.__name__ == 'keras' else 'tf_keras'} {module.__version__}"
 
 
-def clone_model(model):
-    """``K.models.clone_model(model)`` in ``model``'s own Keras, input layers' names kept.
-
-    Keras 3.15 names a cloned functional model's input layers after their
-    tensors (an unnamed ``Input`` becomes ``keras_tensor``, not ``input_layer``),
-    and the name reaches the exported file's signature; new inputs under the
-    original names keep it. The copy has fresh weights.
-    """
-    K = of(model)
-    if not is_keras3(model) or isinstance(model, K.Sequential):
-        return K.models.clone_model(model)
-    names = {id(layer.output): layer.name for layer in model.layers
-             if isinstance(layer, K.layers.InputLayer)}
-    tensors = [K.Input(batch_shape=t.shape, dtype=t.dtype, name=names.get(id(t), t.name))
-               for t in model.inputs]
-    return K.models.clone_model(model, input_tensors=K.tree.pack_sequence_as(model.input,
-                                                                              tensors))
-
-
 def named(package: str) -> ModuleType:
     """The package called ``package`` (``"tf_keras"`` or ``"keras"``), imported.
 

@@ -297,7 +297,7 @@ def mask_callback(layers, mode: str = "2of4", block_sparsity: float = 0.8):
 
 
 def _plain_copy(model):
-    copy = keras_api.clone_model(model)
+    copy = keras_api.of(model).models.clone_model(model)
     copy.set_weights(model.get_weights())
     return copy
 

@@ -62,7 +62,17 @@ def mixed_models(request):
     """name -> an untrained model mixing the layer kinds 2:4 must cover, in each Keras."""
     K = KERASES[KERAS_IDS.index(request.param)]
     K.utils.set_random_seed(0)
-    return {"image": mixed_image_model(K), "sequence": mixed_sequence_model(K)}
+    return {"image": as_loaded(mixed_image_model(K)),
+            "sequence": as_loaded(mixed_sequence_model(K))}
+
+
+def as_loaded(model):
+    """``model`` rebuilt from its config, as the run sees it (loaded or pruned): a freshly
+    built Keras 3 model's unnamed input is the layer ``input_layer`` holding the tensor
+    ``keras_tensor``, and ``clone_model`` names the copy's input layer after the tensor."""
+    copy = type(model).from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 @pytest.fixture(scope="session")
