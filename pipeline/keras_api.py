@@ -78,6 +78,18 @@ def named(package: str) -> ModuleType:
     return importlib.import_module(package)
 
 
+def layers_within(layer) -> list:
+    """``layer`` and every layer it holds, at any depth, each parent before its own layers.
+
+    Sees what ``Model.layers`` does not: the layers a custom (non-Model) layer
+    keeps as attributes, such as a BatchNormalization inside a residual block.
+    Neither Keras has a public walk for them; this calls the layer-tracking
+    ``_flatten_layers``, which both spell alike and which both Kerases' own
+    ``trainable`` setters and weight collection are built on.
+    """
+    return list(layer._flatten_layers(include_self=True, recursive=True))
+
+
 def set_random_seed(seed: int) -> None:
     """Seeds Python, NumPy, TensorFlow and every Keras loaded so far.
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from pipeline import keras_api
 from pipeline.errors import PruningError
 from pipeline.training import heads
 
@@ -101,21 +102,17 @@ class _Distiller(keras.distillation.Distiller):
 def release(trainer) -> None:
     """Restores the ``trainable`` flags a :func:`distiller` froze on its teacher's layers.
 
-    In the order they were read, outer models first: setting a model's flag sets its
-    layers', which their own saved flags then overwrite.
+    In the order they were read, parents first: setting a layer's flag sets its
+    sublayers', which their own saved flags then overwrite.
     """
     for layer, trainable in getattr(trainer, "pipeline_frozen", ()):
         layer.trainable = trainable
 
 
 def _flags(model):
-    """``(layer, trainable)`` of ``model`` and every layer in it, outer models first."""
-    yield model, model.trainable
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _flags(layer)
-        else:
-            yield layer, layer.trainable
+    """``(layer, trainable)`` of ``model`` and every layer in it at any depth (nested models,
+    and the layers of custom layers), parents first."""
+    return [(layer, layer.trainable) for layer in keras_api.layers_within(model)]
 
 
 class HeadsTrainer(keras.Model):

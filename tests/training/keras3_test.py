@@ -141,6 +141,37 @@ def test_the_teachers_flags_are_back_after_fit(tmp_path):
     assert [v.trainable for v in teacher.weights] == trainable
 
 
+class _Block(keras.layers.Layer):
+    """A residual block as people write it: its own Dense and BatchNormalization."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = L.Dense(8, name="block_dense")
+        self.norm = L.BatchNormalization(name="block_norm")
+
+    def call(self, x, training=None):
+        return x + self.norm(self.dense(x), training=training)
+
+
+def test_the_flags_of_layers_inside_a_custom_layer_are_back_after_fit(tmp_path):
+    """``Model.layers`` stops at the block; its frozen BatchNormalization must still be
+    frozen after distillation (Keras' setter would leave it trainable)."""
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((6,))
+    block = _Block(name="block")
+    x = block(L.Dense(8, activation="relu")(inputs))
+    teacher = keras.Model(inputs, L.Dense(4, activation="softmax")(x))
+    block.norm.trainable = False
+    trainable = [(v.path, v.trainable) for v in teacher.weights]
+    assert ("block/block_norm/gamma", False) in trainable
+    student, datasets = _student_and_data()
+    train.fit(student, datasets, train.Recipe(epochs=1, lr=0.01), str(tmp_path), verbose=0,
+              teacher=teacher, temperature=T, alpha=ALPHA)
+    assert block.norm.trainable is False and block.dense.trainable is True
+    assert block.trainable is True and teacher.trainable is True
+    assert [(v.path, v.trainable) for v in teacher.weights] == trainable
+
+
 def test_the_flags_are_back_even_when_fit_fails(tmp_path):
     teacher = _nested_teacher()
     flags = _flags(teacher)
