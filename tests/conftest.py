@@ -45,7 +45,28 @@ def make_tiny_data():
 
 @pytest.fixture(scope="session")
 def tiny_classifier(tiny_data):
-    """A VGG-shaped CNN, 32-128 channels, no BatchNorm, trained for 4 epochs (about 12 s).
+    """A VGG-shaped tf_keras CNN, 32-128 channels, no BatchNorm, trained for 4 epochs
+    (about 12 s): :func:`_trained_tiny_classifier`."""
+    import tf_keras
+    return _trained_tiny_classifier(tf_keras, tiny_data)
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier_keras3(tiny_data):
+    """:func:`tiny_classifier`'s architecture and recipe, built and trained in Keras 3."""
+    import keras
+    return _trained_tiny_classifier(keras, tiny_data)
+
+
+@pytest.fixture(params=["tf_keras", "keras3"])
+def tiny_classifier_of_each(request):
+    """The tiny classifier in each Keras: the export tests that take it run for both."""
+    return request.getfixturevalue(
+        "tiny_classifier" if request.param == "tf_keras" else "tiny_classifier_keras3")
+
+
+def _trained_tiny_classifier(K, tiny_data):
+    """A VGG-shaped CNN in Keras ``K``, 32-128 channels, no BatchNorm, 4 epochs of Adam.
 
     Every layer but the first has a multiple of 4 inputs (2:4-eligible). Label
     smoothing keeps the logits' range, hence their int8 step, small: measured
@@ -53,10 +74,9 @@ def tiny_classifier(tiny_data):
     (near-ties) and 0.4% with it, against the 99% agreement the export demands.
     """
     from pipeline.training import fit as train
-    import tf_keras
-    layers = tf_keras.layers
-    tf_keras.utils.set_random_seed(0)
-    x = inputs = tf_keras.Input(tiny_data.input_shape, name="image")
+    layers = K.layers
+    K.utils.set_random_seed(0)
+    x = inputs = K.Input(tiny_data.input_shape, name="image")
     for block, width in ((1, 32), (2, 64), (3, 128)):
         for conv in (1, 2):
             x = layers.Conv2D(width, 3, padding="same", activation="relu",
@@ -65,7 +85,7 @@ def tiny_classifier(tiny_data):
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     x = layers.Dense(32, activation="relu", name="fc")(x)
     outputs = layers.Dense(tiny_data.num_classes, activation="softmax", name="predictions")(x)
-    model = tf_keras.Model(inputs, outputs, name="tiny")
+    model = K.Model(inputs, outputs, name="tiny")
     train.compile_model(model, train.Recipe(epochs=4, lr=3e-3, optimizer="adam",
                                             label_smoothing=0.1), tiny_data.steps_per_epoch)
     fresh = _tiny_datasets()  # the same weights whichever tests ran first

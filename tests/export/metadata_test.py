@@ -21,7 +21,8 @@ def labels(tmp_path_factory):
     return metadata.write_labels(str(tmp_path_factory.mktemp("labels") / "labels.txt"), CLASSES)
 
 
-def test_float_metadata_round_trip(tiny_classifier, labels, tmp_path):
+def test_float_metadata_round_trip(tiny_classifier_of_each, labels, tmp_path):
+    tiny_classifier = tiny_classifier_of_each
     info = metadata.ModelInfo("vgg_test", "A test classifier.", "7", "me", "MIT")
     path = tmp_path / "m.tflite"
     path.write_bytes(metadata.add_metadata(fp32_bytes(with_rgb_front(tiny_classifier)),
@@ -45,7 +46,8 @@ def test_float_metadata_round_trip(tiny_classifier, labels, tmp_path):
     assert list(detail["shape"]) == [1, 28, 28, 3] and detail["dtype"] == np.float32
 
 
-def test_uint8_metadata_uses_mean_0_std_1(tiny_classifier, tiny_data, labels, tmp_path):
+def test_uint8_metadata_uses_mean_0_std_1(tiny_classifier_of_each, tiny_data, labels, tmp_path):
+    tiny_classifier = tiny_classifier_of_each
     front = with_rgb_front(tiny_classifier)
 
     def representative():
@@ -86,13 +88,12 @@ def test_labels_file(tmp_path):
     ("imagenet_caffe", [123.68, 116.779, 103.939], [1.0, 1.0, 1.0]),  # R, G, B order
     ("imagenet_torch", [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]),
 ])
-def test_float_metadata_carries_the_preprocessing(name, stored_mean, stored_std, tmp_path):
-    import tf_keras
+def test_float_metadata_carries_the_preprocessing(K, name, stored_mean, stored_std, tmp_path):
     from pipeline.data import preprocess
     p = preprocess.from_settings(name)
-    inputs = tf_keras.Input((8, 8, 3))
-    model = tf_keras.Model(inputs, tf_keras.layers.Dense(3, activation="softmax")(
-        tf_keras.layers.GlobalAveragePooling2D()(inputs)))
+    inputs = K.Input((8, 8, 3))
+    model = K.Model(inputs, K.layers.Dense(3, activation="softmax")(
+        K.layers.GlobalAveragePooling2D()(inputs)))
     labels = metadata.write_labels(str(tmp_path / "labels.txt"), ["r", "g", "b"])
     path = tmp_path / "m.tflite"
     path.write_bytes(metadata.add_metadata(fp32_bytes(with_rgb_front(model, p)), labels,

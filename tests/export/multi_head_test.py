@@ -1,36 +1,36 @@
 """A multi-head model through the export: every output named, verified, labelled and read.
 
-The model's two heads have the same width (4 classes, a 4-value box) and the box
+Built and trained in each Keras. The model's two heads have the same width (4 classes, a 4-value box) and the box
 comes first, so nothing that pairs outputs by shape or position can pass.
 """
 import numpy as np
 import pytest
 import tensorflow as tf
-import tf_keras
 from ai_edge_litert.interpreter import Interpreter
 
 from pipeline.errors import PruningError
 from pipeline.export import metadata, parity, rgb_front, sparse_finetune, variants
 from pipeline.litert import accuracy, mediapipe_client, tensors
 
-L = tf_keras.layers
 CLASSES = ["a", "b", "c", "d"]
 
 
-def two_heads():
-    tf_keras.utils.set_random_seed(0)
-    inputs = tf_keras.Input((16, 16, 3))
+def two_heads(K):
+    K.utils.set_random_seed(0)
+    L = K.layers
+    inputs = K.Input((16, 16, 3))
     x = L.Conv2D(8, 3, activation="relu", name="conv")(inputs)
     x = L.GlobalAveragePooling2D()(x)
     x = L.Dense(16, activation="relu", name="fc")(x)
-    return tf_keras.Model(inputs, [L.Dense(4, name="box")(x),
-                                   L.Dense(4, activation="softmax", name="cls")(x)])
+    return K.Model(inputs, [L.Dense(4, name="box")(x),
+                            L.Dense(4, activation="softmax", name="cls")(x)])
 
 
 @pytest.fixture(scope="module")
-def trained():
-    """The model after a few steps on images whose class is their brightest channel (+1)."""
-    model = two_heads()
+def trained(K):
+    """The model (in each Keras) after a few steps on images whose class is their brightest
+    channel (+1)."""
+    model = two_heads(K)
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (64, 16, 16, 3)).astype(np.float32)
     y = (x.mean((1, 2)).argmax(-1) + 1) % 4
@@ -138,11 +138,11 @@ def test_the_sparse_fine_tune_trains_the_classifier_and_holds_the_other_head(tra
     assert float(np.mean((np.asarray(box_after) - np.asarray(box_before)) ** 2)) < 0.05
 
 
-def _linear_classifier(outlier: float):
+def _linear_classifier(K, outlier: float):
     """Softmax of 5x the first 3 of 4 features; feature 3 (always 0) weighs ``outlier``."""
-    inputs = tf_keras.Input((4,))
-    dense = L.Dense(3, activation="softmax", name="cls")
-    model = tf_keras.Model(inputs, dense(inputs))
+    inputs = K.Input((4,))
+    dense = K.layers.Dense(3, activation="softmax", name="cls")
+    model = K.Model(inputs, dense(inputs))
     kernel = np.zeros((4, 3), np.float32)
     kernel[:3] = 5 * np.eye(3)
     kernel[3] = outlier  # makes every int8 weight step outlier / 127
@@ -150,8 +150,8 @@ def _linear_classifier(outlier: float):
     return model
 
 
-def test_answers_within_weight_rounding_noise_are_diagnosed():
+def test_answers_within_weight_rounding_noise_are_diagnosed(K):
     x = np.random.default_rng(0).uniform(0, 1, (256, 4)).astype(np.float32)
     x[:, 3] = 0
-    assert parity.rounding_agreement(_linear_classifier(0.0), x) >= 0.97
-    assert parity.rounding_agreement(_linear_classifier(1000.0), x) < 0.9
+    assert parity.rounding_agreement(_linear_classifier(K, 0.0), x) >= 0.97
+    assert parity.rounding_agreement(_linear_classifier(K, 1000.0), x) < 0.9

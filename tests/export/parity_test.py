@@ -1,18 +1,18 @@
-"""pipeline.export.parity on a multi-head file: every output checked, matched by shape."""
+"""pipeline.export.parity on a multi-head file (each Keras): every output checked, matched by
+shape."""
 import numpy as np
 import pytest
-import tensorflow as tf
-import tf_keras
 
 from foreign_models import mtcnn_onet
-from pipeline.export import parity
+from pipeline import keras_api
+from pipeline.export import parity, quantize
 
 
 @pytest.fixture(scope="module")
-def onet_file(tmp_path_factory):
-    model = mtcnn_onet(classes=2)
+def onet_file(K, tmp_path_factory):
+    model = mtcnn_onet(classes=2, K=K)
     path = tmp_path_factory.mktemp("parity") / "onet.tflite"
-    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    path.write_bytes(quantize.keras_converter(model).convert())  # heads named, as the run does
     return model, str(path)
 
 
@@ -30,7 +30,7 @@ def test_every_output_of_a_multi_head_file_is_verified(onet_file):
 
 def test_a_drifted_head_fails_the_check_by_its_own_scale(onet_file):
     model, path = onet_file
-    drifted = tf_keras.models.clone_model(model)
+    drifted = keras_api.of(model).models.clone_model(model)
     drifted.set_weights(model.get_weights())
     bbox = drifted.get_layer("conv6-2")
     kernel, bias = bbox.get_weights()

@@ -17,8 +17,9 @@ def representative(datasets, count=100):
 
 @pytest.mark.parametrize("input_type,dtype,zero_point", [("uint8", np.uint8, 0),
                                                          ("int8", np.int8, -128)])
-def test_int8_agrees_with_keras(tiny_classifier, tiny_data, tmp_path, input_type, dtype,
+def test_int8_agrees_with_keras(tiny_classifier_of_each, tiny_data, tmp_path, input_type, dtype,
                                 zero_point):
+    tiny_classifier = tiny_classifier_of_each
     raw = quantize.convert_int8(with_rgb_front(tiny_classifier),
                                 representative(tiny_data), input_type)
     path = tmp_path / "q.tflite"
@@ -32,9 +33,12 @@ def test_int8_agrees_with_keras(tiny_classifier, tiny_data, tmp_path, input_type
     result = verify.verify_parity(str(path), tiny_classifier, images, "q", min_agreement=0.99)
     assert result["agreement"] >= 0.99 and result["input_dtype"] == input_type
     assert result["max_abs_diff"] < 0.1  # probabilities, dequantized
-    weights = [d for d in interpreter.get_tensor_details() if len(d["shape"]) == 4
-               and d["dtype"] == np.int8 and "Conv2D" in d["name"]]
-    assert weights  # int8 conv weights, not float
+    details = [d for d in interpreter.get_tensor_details() if len(d["shape"]) == 4]
+    # The first conv's kernel (named after its op: Conv2D in tf_keras, convolution in Keras 3)
+    # is int8, and no 4-D tensor of the file is float.
+    assert [d for d in details if "block1_conv1" in d["name"] and d["dtype"] == np.int8
+            and list(d["shape"]) == [32, 3, 3, 1]]
+    assert not [d["name"] for d in details if d["dtype"] == np.float32]
 
 
 def _dim():  # calibration images in [0, 0.5], as a folder of low-contrast photos gives
