@@ -78,6 +78,14 @@ def named(package: str) -> ModuleType:
     return importlib.import_module(package)
 
 
+def copy_model(model, weights=None):
+    """A new model of ``model``'s architecture (Keras' ``clone_model``, in its own Keras)
+    holding ``model``'s weights, or ``weights`` (a list in ``get_weights`` order) if given."""
+    copy = of(model).models.clone_model(model)
+    copy.set_weights(model.get_weights() if weights is None else weights)
+    return copy
+
+
 def layers_within(layer) -> list:
     """``layer`` and every layer it holds, at any depth, each parent before its own layers.
 

@@ -216,8 +216,7 @@ def rounding_agreement(model, images: np.ndarray, output: int = 0, seed: int = 0
                 w.shape[-2:] if depthwise else w.shape[-1:]) / 127.0
             w = w + rng.uniform(-0.5, 0.5, w.shape).astype(w.dtype) * step
         weights.append(w)
-    noisy = keras_api.of(model).models.clone_model(model)
-    noisy.set_weights(weights)
+    noisy = keras_api.copy_model(model, weights)
     batch = np.asarray(images, np.float32)
     clean = np.asarray(tf.nest.flatten(model(batch, training=False))[output], np.float32)
     moved = np.asarray(tf.nest.flatten(noisy(batch, training=False))[output], np.float32)

@@ -138,7 +138,7 @@ def finetune_sparse(model, mode: str, recipe: SparseRecipe, train, steps_per_epo
                             argument="mode")
     found = plan(model, mode)
     if not found.sparse:  # nothing to fine-tune: a plain copy is returned
-        return SparseModel(_plain_copy(model), mode, (), found.ineligible)
+        return SparseModel(keras_api.copy_model(model), mode, (), found.ineligible)
     traps.check(model, f"the model '{model.name}' ({mode} fine-tune)")
     cluster = cluster if cluster is not None else distribute.Cluster()
     copy = cluster.clone(model)
@@ -169,7 +169,7 @@ def finetune_sparse(model, mode: str, recipe: SparseRecipe, train, steps_per_epo
                 verbose=2, callbacks=callbacks)
     stripped = tfmot.sparsity.keras.strip_pruning(wrapped)
     if cluster.strategy is not None:  # export needs plain variables, not distributed ones
-        stripped = _plain_copy(stripped)
+        stripped = keras_api.copy_model(stripped)
     # The zeroed weights change what every BatchNorm after them sees.
     bn_stats.reestimate(stripped, train, recipe.bn_batches)
     return SparseModel(stripped, mode, found.sparse, found.ineligible)
@@ -187,7 +187,7 @@ def _finetune_own_masks(copy, source, found, recipe: SparseRecipe, train, steps:
     masks = mask_callback([copy.get_layer(name) for name in found.sparse], found.mode,
                           recipe.block_sparsity)
     trainee.fit(train, epochs=recipe.epochs, steps_per_epoch=steps, verbose=2, callbacks=[masks])
-    tuned = _plain_copy(copy) if cluster.strategy is not None else copy
+    tuned = keras_api.copy_model(copy) if cluster.strategy is not None else copy
     bn_stats.reestimate(tuned, train, recipe.bn_batches)
     return SparseModel(tuned, found.mode, found.sparse, found.ineligible)
 
@@ -294,12 +294,6 @@ def mask_callback(layers, mode: str = "2of4", block_sparsity: float = 0.8):
             apply()
 
     return SparseMasks()
-
-
-def _plain_copy(model):
-    copy = keras_api.of(model).models.clone_model(model)
-    copy.set_weights(model.get_weights())
-    return copy
 
 
 def _wrap(layer, mode: str, recipe: SparseRecipe):

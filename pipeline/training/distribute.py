@@ -127,8 +127,7 @@ class Cluster:
     def clone(self, model):
         """A copy of ``model`` built in the strategy's scope, holding the chief's weights."""
         with self.scope():
-            copy = keras_api.of(model).models.clone_model(model)
-            copy.set_weights(model.get_weights())
+            copy = keras_api.copy_model(model)
         if self.num_workers > 1:
             _broadcast_from_chief(self.strategy, copy.weights, self.is_chief)
         return copy
