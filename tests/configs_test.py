@@ -144,7 +144,8 @@ TODAY = {
               "round_to": "auto", "min_filters": 1, "ignore": (),
               "latency": {"table": "", "tolerance": 0.05, "max_iterations": 4,
                           "utility": "log"}},
-    "finetune": {"epochs": 4, "optimizer": "sgd", "lr": 0.03, "momentum": 0.9,  # 3, 0.01 before 12-03
+    # finetune: 3 epochs at lr 0.01 until 12-03
+    "finetune": {"epochs": 4, "optimizer": "sgd", "lr": 0.03, "momentum": 0.9,
                  "weight_decay": 5e-4, "warmup_epochs": 0.0, "patience": 2, "distill": False,
                  "temperature": 4.0, "alpha": 0.5, "iterations": 1,
                  "bn_recalibrate_batches": 50},

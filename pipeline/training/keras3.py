@@ -70,7 +70,7 @@ def distiller(student, teacher, student_probabilities: bool, teacher_probabiliti
     The teacher's layers are frozen while it exists; call :func:`release`
     after training to give them back their ``trainable`` flags.
     """
-    frozen = list(_flags(teacher))
+    frozen = _flags(teacher)
     trainer = _Distiller(
         teacher=logits_model(teacher, teacher_probabilities),
         student=logits_model(student, student_probabilities),

@@ -1,7 +1,8 @@
 """A multi-head model through the export: every output named, verified, labelled and read.
 
-Built and trained in each Keras. The model's two heads have the same width (4 classes, a 4-value box) and the box
-comes first, so nothing that pairs outputs by shape or position can pass.
+Built and trained in each Keras. The model's two heads have the same width (4
+classes, a 4-value box) and the box comes first, so nothing that pairs outputs
+by shape or position can pass.
 """
 import numpy as np
 import pytest
